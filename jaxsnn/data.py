@@ -1,0 +1,296 @@
+"""Datasets: the Yin-Yang generator, and MNIST / Fashion-MNIST / EMNIST from official files or tfds.
+
+Image datasets come back as numpy arrays: ``images`` uint8 ``[N, 28, 28]`` (MNIST orientation)
+and ``labels`` int64 ``[N]``. Two sources, chosen with ``source=``:
+
+* ``"raw"``: the official IDX ``.gz`` files, read directly and verified against the SHA-256
+  of the official release. No network, no TensorFlow.
+* ``"tfds"``: a dataset prepared by tensorflow-datasets in ``array_record`` format, read with
+  ``tfds.data_source`` (no TensorFlow needed to read). :func:`prepare_tfds` prepares one from
+  the official files offline (preparing needs the ``[prepare]`` extra, i.e. TensorFlow).
+* ``"auto"`` (default): a prepared tfds dataset if there is one, else the raw files.
+
+Where the data is looked for, in order: the ``data_dir`` argument, the environment variable
+``JAXSNN_DATA_DIR``, then ``~/.cache/jaxsnn``. Raw files may sit in ``<data_dir>/<name>/`` or
+directly in ``<data_dir>/``. Nothing is downloaded; a missing dataset raises
+:class:`FileNotFoundError` naming the files and where to put them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pathlib
+from typing import Iterator, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "yinyang",
+    "load_yinyang",
+    "load_dataset",
+    "read_idx",
+    "data_dir",
+    "DATASETS",
+    "shuffled_batches",
+    "epoch_batches",
+]
+
+# ----------------------------------------------------------------------------------------------
+# Yin-Yang (Kriener, Göltz & Petrovici 2022, "The Yin-Yang dataset", NICE '22)
+# ----------------------------------------------------------------------------------------------
+
+YINYANG_CLASSES = ("yin", "yang", "dot")
+
+
+def _yinyang_class(x, y, r_small, r_big):
+    d_right = jnp.hypot(x - 1.5 * r_big, y - r_big)
+    d_left = jnp.hypot(x - 0.5 * r_big, y - r_big)
+    is_yin = (
+        (d_right <= r_small)
+        | ((d_left > r_small) & (d_left <= 0.5 * r_big))
+        | ((y > r_big) & (d_right > 0.5 * r_big))
+    )
+    is_dot = (d_right < r_small) | (d_left < r_small)
+    return jnp.where(is_dot, 2, is_yin.astype(jnp.int32))
+
+
+def yinyang(key, n: int = 5000, *, r_small: float = 0.1, r_big: float = 0.5, oversample: int = 16):
+    """Sample the Yin-Yang dataset: points in a disc labelled yin (0), yang (1) or dot (2).
+
+    Points are uniform in the disc of radius ``r_big`` centred at ``(r_big, r_big)``; the class
+    of each sample is drawn uniformly first and the point is rejection-sampled from that class,
+    so the classes are balanced in expectation (Kriener et al. 2022). Deterministic in ``key``;
+    a pure function, usable under ``jit`` (``n`` static).
+
+    Args:
+      key: ``jax.random`` key (or an int seed).
+      n: number of samples.
+    Returns:
+      ``(inputs [n, 4], labels [n])``: inputs are ``(x, y, 1 - x, 1 - y)`` in ``[0, 1]``
+      (``2 r_big = 1`` by default), labels int32.
+    """
+    if isinstance(key, int):
+        key = jax.random.PRNGKey(key)
+    k_goal, k_pts = jax.random.split(key)
+    goal = jax.random.randint(k_goal, (n,), 0, 3)
+    m = oversample * n
+    pts = jax.random.uniform(k_pts, (m, 2)) * 2.0 * r_big
+    inside = jnp.hypot(pts[:, 0] - r_big, pts[:, 1] - r_big) <= r_big
+    cls = jnp.where(inside, _yinyang_class(pts[:, 0], pts[:, 1], r_small, r_big), -1)
+    # The j-th sample whose goal is c takes the j-th candidate point of class c.
+    rank = jnp.cumsum(jax.nn.one_hot(goal, 3, dtype=jnp.int32), axis=0)[jnp.arange(n), goal] - 1
+    cand = jnp.stack([jnp.nonzero(cls == c, size=n, fill_value=-1)[0] for c in range(3)])
+    idx = cand[goal, rank]
+    xy = pts[idx] / (2.0 * r_big)
+    inputs = jnp.concatenate([xy, 1.0 - xy], axis=1)
+    return inputs, goal.astype(jnp.int32)
+
+
+def load_yinyang(seed: int = 0, n_train: int = 5000, n_test: int = 1000):
+    """The usual splits (5000 train / 1000 test) from independent keys derived from ``seed``.
+
+    Returns:
+      ``((x_train, y_train), (x_test, y_test))`` as numpy arrays.
+    """
+    k_train, k_test = jax.random.split(jax.random.PRNGKey(seed))
+    train = tuple(np.asarray(a) for a in yinyang(k_train, n_train))
+    test = tuple(np.asarray(a) for a in yinyang(k_test, n_test))
+    return train, test
+
+
+# ----------------------------------------------------------------------------------------------
+# Image datasets from the official IDX files
+# ----------------------------------------------------------------------------------------------
+
+# name -> split -> (images file, labels file); sha256 of the official release where known.
+DATASETS = {
+    "mnist": {
+        "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    },
+    "fashion_mnist": {
+        "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    },
+}
+EMNIST_SPLITS = ("balanced", "byclass", "bymerge", "digits", "letters", "mnist")
+for _s in EMNIST_SPLITS:
+    DATASETS[f"emnist/{_s}"] = {
+        sp: (f"emnist-{_s}-{sp}-images-idx3-ubyte.gz", f"emnist-{_s}-{sp}-labels-idx1-ubyte.gz")
+        for sp in ("train", "test")
+    }
+
+SHA256 = {
+    ("mnist", "train-images-idx3-ubyte.gz"): "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    ("mnist", "train-labels-idx1-ubyte.gz"): "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    ("mnist", "t10k-images-idx3-ubyte.gz"): "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    ("mnist", "t10k-labels-idx1-ubyte.gz"): "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    ("fashion_mnist", "train-images-idx3-ubyte.gz"): "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+    ("fashion_mnist", "train-labels-idx1-ubyte.gz"): "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    ("fashion_mnist", "t10k-images-idx3-ubyte.gz"): "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+    ("fashion_mnist", "t10k-labels-idx1-ubyte.gz"): "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+    ("emnist/balanced", "emnist-balanced-train-images-idx3-ubyte.gz"): "74295e75e4e9fa2c102147460ee7eb763653d5132d883a84fb88932bfb8d2db4",
+    ("emnist/balanced", "emnist-balanced-train-labels-idx1-ubyte.gz"): "b46d41e5156a0a8aaaa4d18979fdd1588850fa8571018acffd5d93b325a7d6ed",
+    ("emnist/balanced", "emnist-balanced-test-images-idx3-ubyte.gz"): "117fc12b015e37ea98bfb2cbba3f77c3782c056cdbd219b87abfc8661d7135db",
+    ("emnist/balanced", "emnist-balanced-test-labels-idx1-ubyte.gz"): "a67cac948379b67270b9a4d0a01c8ec661598accf2f2b1964340b7c83cb175cd",
+    ("emnist/letters", "emnist-letters-train-images-idx3-ubyte.gz"): "6288f418a917e007bf5fddb823a2dc7a5c6a35031401b93292a539cb12bd881f",
+    ("emnist/letters", "emnist-letters-train-labels-idx1-ubyte.gz"): "9759af91ea6bccdf07a6040fd085861f2ec88e37f7c3f5760f6feb57106fbe5c",
+    ("emnist/letters", "emnist-letters-test-images-idx3-ubyte.gz"): "50f0e93d75b99b463e9760b8345866f22587fa2c2fba472730a5ba09c693412d",
+}
+
+
+def data_dir(path=None) -> pathlib.Path:
+    """Resolve the data folder: ``path``, else ``$JAXSNN_DATA_DIR``, else ``~/.cache/jaxsnn``."""
+    if path is None:
+        path = os.environ.get("JAXSNN_DATA_DIR") or os.path.join("~", ".cache", "jaxsnn")
+    return pathlib.Path(path).expanduser()
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) into a numpy array (the format of MNIST's files)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if raw[2] not in dtypes:
+        raise ValueError(f"{path}: unknown IDX element type 0x{raw[2]:02x}")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dt = np.dtype(dtypes[raw[2]])
+    offset = 4 + 4 * ndim
+    expected = offset + int(np.prod(shape)) * dt.itemsize
+    if len(raw) != expected:
+        raise ValueError(f"{path}: {len(raw)} bytes, the header promises {expected}")
+    return np.frombuffer(raw, dt, offset=offset).reshape(shape).astype(dt.newbyteorder("="))
+
+
+def _find_raw(name: str, fname: str, root: pathlib.Path) -> Optional[pathlib.Path]:
+    for folder in (root / name, root / name.replace("/", "_"), root / name.split("/")[0], root):
+        if (folder / fname).is_file():
+            return folder / fname
+    return None
+
+
+def _missing_error(name, split, root, files):
+    return FileNotFoundError(
+        f"{name} ({split}) not found and jaxsnn does not download. Put the official files\n"
+        + "".join(f"    {f}\n" for f in files)
+        + f"in {root / name} (or {root}), or pass data_dir=... / set JAXSNN_DATA_DIR, "
+        "or prepare it with tensorflow-datasets (see jaxsnn.data.prepare_tfds)."
+    )
+
+
+def _load_raw(name: str, split: str, root: pathlib.Path, verify: bool = True):
+    files = DATASETS[name][split]
+    paths = [_find_raw(name, f, root) for f in files]
+    if any(p is None for p in paths):
+        raise _missing_error(name, split, root, files)
+    if verify:
+        for f, p in zip(files, paths):
+            want = SHA256.get((name, f))
+            if want is not None and _sha256(p) != want:
+                raise ValueError(f"{p}: SHA-256 does not match the official release of {name}")
+    images, labels = read_idx(paths[0]), read_idx(paths[1])
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise ValueError(f"{name} ({split}): inconsistent files {images.shape} vs {labels.shape}")
+    if name.startswith("emnist"):
+        images = np.ascontiguousarray(images.transpose(0, 2, 1))  # to MNIST orientation
+    return images.astype(np.uint8), labels.astype(np.int64)
+
+
+def _tfds_name(name: str) -> str:
+    return name  # jaxsnn uses the tfds names ("mnist", "fashion_mnist", "emnist/balanced")
+
+
+def _load_tfds(name: str, split: str, root: pathlib.Path):
+    import tensorflow_datasets as tfds
+
+    source = tfds.data_source(_tfds_name(name), split=split, data_dir=str(root / "tfds"), download=False)
+    n = len(source)
+    records = source.__getitems__(list(range(n))) if hasattr(source, "__getitems__") else [source[i] for i in range(n)]
+    images = np.stack([np.asarray(r["image"]).reshape(28, 28) for r in records]).astype(np.uint8)
+    labels = np.asarray([r["label"] for r in records], np.int64)
+    return images, labels
+
+
+def _tfds_prepared(name: str, root: pathlib.Path) -> bool:
+    folder = root / "tfds" / name
+    return folder.is_dir() and any(folder.rglob("dataset_info.json"))
+
+
+def load_dataset(name: str, split: str = "train", *, data_dir=None, source: str = "auto", verify: bool = True):
+    """Load MNIST, Fashion-MNIST or an EMNIST split as numpy arrays, offline.
+
+    Args:
+      name: ``"mnist"``, ``"fashion_mnist"`` or ``"emnist/<split>"`` with ``<split>`` one of
+        ``balanced, byclass, bymerge, digits, letters, mnist``.
+      split: ``"train"`` or ``"test"``.
+      data_dir: folder holding the official files (or a ``tfds/`` folder prepared by
+        :func:`prepare_tfds`); see the module docstring for the default.
+      source: ``"auto"``, ``"raw"`` or ``"tfds"``.
+      verify: check the SHA-256 of raw files against the official release (where known).
+    Returns:
+      ``(images uint8 [N, 28, 28], labels int64 [N])``. EMNIST images are transposed to the
+      MNIST orientation; labels are those of the official files (EMNIST letters: 1..26).
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if source not in ("auto", "raw", "tfds"):
+        raise ValueError(f"source must be 'auto', 'raw' or 'tfds', got {source!r}")
+    root = globals()["data_dir"](data_dir)
+    if source == "tfds" or (source == "auto" and _tfds_prepared(name, root)):
+        if not _tfds_prepared(name, root):
+            raise FileNotFoundError(
+                f"no tfds-prepared {name} in {root / 'tfds'}; run jaxsnn.data.prepare_tfds("
+                f"{name!r}, raw_dir=..., data_dir={str(root)!r}) first (needs the [prepare] extra)"
+            )
+        return _load_tfds(name, split, root)
+    return _load_raw(name, split, root, verify=verify)
+
+
+# ----------------------------------------------------------------------------------------------
+# Batching
+# ----------------------------------------------------------------------------------------------
+
+
+def shuffled_batches(key, arrays: Tuple[np.ndarray, ...], batch_size: int, *, drop_last: bool = True) -> Iterator:
+    """Iterate over shuffled mini-batches of host arrays (the permutation comes from ``key``).
+
+    Yields tuples of arrays with leading size ``batch_size`` (the last smaller one unless
+    ``drop_last``).
+    """
+    n = len(arrays[0])
+    perm = np.asarray(jax.random.permutation(key, n))
+    stop = n - n % batch_size if drop_last else n
+    for i in range(0, stop, batch_size):
+        idx = perm[i: i + batch_size]
+        yield tuple(a[idx] for a in arrays)
+
+
+def epoch_batches(key, arrays, batch_size: int):
+    """One shuffled epoch as device arrays ``[n_batches, batch_size, ...]``, usable inside ``jit``.
+
+    Keep the whole dataset on the device and call this in a jitted function; ``lax.scan`` over
+    the leading axis then runs a whole epoch in one compiled program. The last incomplete batch
+    is dropped (static shapes).
+    """
+    n = arrays[0].shape[0]
+    nb = n // batch_size
+    perm = jax.random.permutation(key, n)[: nb * batch_size]
+    return tuple(jnp.take(a, perm, axis=0).reshape((nb, batch_size) + a.shape[1:]) for a in arrays)

@@ -1,0 +1,63 @@
+"""jaxsnn.coding and jaxsnn.losses."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsnn import coding, losses
+
+
+def test_ttfs_encode_decode_roundtrip_and_order():
+    x = jnp.array([0.0, 0.25, 1.0])
+    t = coding.ttfs_encode(x, t_min=0.5, t_max=2.5)
+    np.testing.assert_allclose(t, [2.5, 2.0, 0.5])
+    np.testing.assert_allclose(coding.ttfs_decode(t, t_min=0.5, t_max=2.5), x)
+    s = coding.ttfs_encode(x, silent_below=0.0)
+    assert np.isinf(s[0]) and np.all(np.isfinite(s[1:]))
+    assert coding.ttfs_decode(jnp.inf) == 0.0
+
+
+def test_first_spike_class():
+    t = jnp.array([[3.0, 1.0, jnp.inf], [jnp.inf, jnp.inf, 0.2]])
+    np.testing.assert_array_equal(coding.first_spike_class(t), [1, 2])
+
+
+def test_ttfs_cross_entropy_equals_softmax_formula():
+    t = jnp.array([[1.0, 2.0, 1.5], [0.3, 0.1, 0.9]])
+    y = jnp.array([0, 2])
+    tau = 0.7
+    logits = -np.asarray(t) / tau
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    want = -np.mean(np.log(p[[0, 1], [0, 2]]))
+    np.testing.assert_allclose(losses.ttfs_cross_entropy(t, y, tau=tau), want, rtol=1e-6)
+    reg = 0.1 * np.mean(np.exp(np.asarray(t)[[0, 1], [0, 2]] / 2.0) - 1)
+    np.testing.assert_allclose(losses.ttfs_cross_entropy(t, y, tau=tau, alpha=0.1, tau_reg=2.0), want + reg, rtol=1e-6)
+
+
+def test_ttfs_cross_entropy_is_finite_with_silent_neurons():
+    t = jnp.array([[jnp.inf, 1.0, jnp.inf], [jnp.inf, jnp.inf, jnp.inf]])
+    y = jnp.array([0, 1])
+    for kw in [{}, dict(t_cap=3.0), dict(t_cap=3.0, cap="hard")]:
+        val, g = jax.value_and_grad(lambda t: losses.ttfs_cross_entropy(t, y, **kw))(t)
+        assert np.isfinite(val) and np.all(np.isfinite(g))
+        assert g[0, 0] == 0 and g[1, 0] == 0  # silent neurons get no gradient
+    with pytest.raises(ValueError, match="cap"):
+        losses.ttfs_cross_entropy(t, y, t_cap=1.0, cap="clip")
+
+
+def test_soft_cap_is_continuous_and_keeps_a_gradient():
+    f = lambda t: losses.soft_cap(t, 2.0, 0.5)
+    np.testing.assert_allclose(f(jnp.array([1.0, 2.0])), [1.0, 2.0])
+    np.testing.assert_allclose(f(2.0 + 1e-7), 2.0, atol=1e-6)
+    assert 0 < jax.grad(f)(10.0) < 1 and jax.grad(f)(1.0) == 1.0
+    # derivative above the cap: d/dt [s log(1 + (t - c)/s)] = 1 / (1 + (t - c)/s)
+    np.testing.assert_allclose(jax.grad(f)(4.0), 1 / (1 + 2.0 / 0.5), rtol=1e-6)
+
+
+def test_weight_sum_hinge():
+    w = jnp.array([[0.5, -1.0], [0.2, 0.1]])
+    np.testing.assert_allclose(losses.weight_sum_hinge(w, 1.0), (1 - 0.7) + (1 + 0.9), rtol=1e-6)
+    g = jax.grad(losses.weight_sum_hinge)(w)
+    np.testing.assert_allclose(g, -np.ones((2, 2)))
+    assert losses.weight_sum_hinge(w + 5.0) == 0
