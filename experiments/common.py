@@ -33,3 +33,27 @@ class Timer:
 
     def __call__(self) -> float:
         return time.perf_counter() - self.t0
+
+
+def plot_history(history, path, *, title="", keys=("train_acc", "test_acc")):
+    """Accuracy per epoch as a PNG (skipped with a note when matplotlib is missing)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no figure written (pip install 'jaxsnn[experiments]')")
+        return
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    epochs = [r["epoch"] for r in history]
+    for k in keys:
+        ax.plot(epochs, [r[k] for r in history], label=k.replace("_", " "))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -10,8 +10,9 @@ every epoch to ``--out``, and a rerun continues from the last finished epoch.
 
 from __future__ import annotations
 
-import sys
+import json
 import pathlib
+import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import Timer, parser, write_json
+from common import Timer, parser, plot_history, write_json
 from jaxsnn import coding, data, losses, nn, train
 
 
@@ -109,6 +110,8 @@ def main(argv=None):
                   test_acc=test_acc, train_acc=train_acc, args=vars(args),
                   command="python experiments/mnist_srm.py " + " ".join(sys.argv[1:] if argv is None else argv))
     write_json(out / "result.json", result)
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    plot_history(history, out / "accuracy.png", title=f"{args.dataset}, SRM 784-{args.hidden}-10")
     print(f"final: train {train_acc:.4f} test {test_acc:.4f}")
     return result
 

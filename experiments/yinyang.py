@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import Timer, parser, write_json
+from common import Timer, parser, plot_history, write_json
 from jaxsnn import coding, data, losses, nn, train
 
 
@@ -35,6 +35,34 @@ def build(args):
         return loss, dict(acc=jnp.mean(coding.first_spike_class(t) == y))
 
     return model, loss_fn
+
+
+def plot_decision_map(classify, x_test, y_test, path, n=200):
+    """Predicted class on a grid over the unit square, with the test points on top."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    g = np.linspace(0.0, 1.0, n)
+    gx, gy = np.meshgrid(g, g)
+    pts = np.stack([gx.ravel(), gy.ravel()], 1)
+    pts = np.concatenate([pts, 1.0 - pts], 1).astype(np.float32)
+    inside = np.hypot(pts[:, 0] - 0.5, pts[:, 1] - 0.5) <= 0.5
+    cls = np.where(inside, np.asarray(classify(pts)), -1).reshape(n, n).astype(float)
+    cls[cls < 0] = np.nan
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    ax.imshow(cls, origin="lower", extent=(0, 1, 0, 1), cmap="viridis", alpha=0.45, vmin=0, vmax=2)
+    xt = np.asarray(coding.ttfs_decode(x_test))
+    ax.scatter(xt[:, 0], xt[:, 1], c=y_test, s=4, cmap="viridis", vmin=0, vmax=2)
+    ax.set_title("Yin-Yang: predicted class (background) and test set")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv=None):
@@ -87,6 +115,8 @@ def main(argv=None):
                   test_acc=test_acc, seconds=timer(), args=vars(args), history=history,
                   command="python experiments/yinyang.py " + " ".join(sys.argv[1:] if argv is None else argv))
     write_json(out / "result.json", result)
+    plot_history(history, out / "accuracy.png", title="Yin-Yang, SRM network")
+    plot_decision_map(lambda x: predict(state.params, coding.ttfs_encode(x)), xte, yte, out / "decision_map.png")
     print(f"Yin-Yang: train accuracy {train_acc:.4f}, test accuracy {test_acc:.4f} ({timer():.0f}s)")
     return result
 

@@ -32,6 +32,7 @@ __all__ = [
     "yinyang",
     "load_yinyang",
     "load_dataset",
+    "prepare_tfds",
     "read_idx",
     "data_dir",
     "DATASETS",
@@ -213,23 +214,158 @@ def _load_raw(name: str, split: str, root: pathlib.Path, verify: bool = True):
 
 
 def _tfds_name(name: str) -> str:
-    return name  # jaxsnn uses the tfds names ("mnist", "fashion_mnist", "emnist/balanced")
+    """The tfds name of a jaxsnn dataset: they are the same ("mnist", "emnist/balanced", ...)."""
+    return name
+
+
+def _tfds_write_order(split: str, n: int) -> np.ndarray:
+    """Which example of the official file sits at each position of a split written by tfds.
+
+    tfds does not keep the order of the examples: it writes them sorted by the MD5 of
+    ``split + str(key)``, a hash it keeps stable across versions (changing it would reorder
+    every published dataset). The MNIST-family builders use the index in the official file as
+    the key, so this gives back the official order.
+    """
+    return np.array(sorted(range(n), key=lambda i: hashlib.md5(f"{split}{i}".encode()).digest()), np.int64)
 
 
 def _load_tfds(name: str, split: str, root: pathlib.Path):
+    """Read a tfds-prepared split as the same arrays as the raw path (official order, MNIST orientation)."""
     import tensorflow_datasets as tfds
 
     source = tfds.data_source(_tfds_name(name), split=split, data_dir=str(root / "tfds"), download=False)
     n = len(source)
-    records = source.__getitems__(list(range(n))) if hasattr(source, "__getitems__") else [source[i] for i in range(n)]
-    images = np.stack([np.asarray(r["image"]).reshape(28, 28) for r in records]).astype(np.uint8)
-    labels = np.asarray([r["label"] for r in records], np.int64)
+    # One batched read; decoding the PNG of each image (by Pillow or OpenCV) is most of the time.
+    records = source.__getitems__(range(n))
+    images = np.stack([r["image"] for r in records]).reshape(n, 28, 28).astype(np.uint8, copy=False)
+    labels = np.fromiter((r["label"] for r in records), np.int64, count=n)
+    if not source.dataset_info.disable_shuffling:
+        official = np.argsort(_tfds_write_order(split, n))
+        images, labels = images[official], labels[official]
+    if name.startswith("emnist"):
+        # tfds's EMNIST builder stores the images as in the official files, like the raw path reads them
+        images = np.ascontiguousarray(images.transpose(0, 2, 1))
     return images, labels
 
 
-def _tfds_prepared(name: str, root: pathlib.Path) -> bool:
-    folder = root / "tfds" / name
-    return folder.is_dir() and any(folder.rglob("dataset_info.json"))
+def _tfds_prepared(name: str, root: pathlib.Path) -> Optional[pathlib.Path]:
+    """The folder of a finished tfds preparation of ``name`` in ``<root>/tfds`` (any version), or None."""
+    import re
+
+    for info in sorted((root / "tfds" / _tfds_name(name)).glob("*/dataset_info.json")):
+        if re.fullmatch(r"\d+\.\d+\.\d+", info.parent.name):  # not tfds's "incomplete.*" folders
+            return info.parent
+    return None
+
+
+def _emnist_builder_from_folder(tfds, folder: pathlib.Path):
+    """tfds's EMNIST builder class, with ``folder`` standing in for its unpacked 562 MB archive.
+
+    The builder asks its download manager for the archive ``gzip.zip`` and then unpacks the
+    four ``.gz`` files of its split from the ``gzip/`` folder inside; here the request for the
+    archive answers ``folder`` (which holds ``gzip/<official files>``) and everything else is
+    left to tfds's download manager.
+    """
+
+    class LocalArchive:
+        def __init__(self, manager):
+            self._manager = manager
+
+        def download_and_extract(self, url):
+            return folder
+
+        def __getattr__(self, attr):
+            return getattr(self._manager, attr)
+
+    class EMNIST(tfds.image_classification.EMNIST, skip_registration=True):
+        name = "emnist"
+
+        def _split_generators(self, dl_manager):
+            return super()._split_generators(LocalArchive(dl_manager))
+
+    return EMNIST
+
+
+def prepare_tfds(name: str, raw_dir, data_dir=None) -> pathlib.Path:
+    """Prepare the tfds dataset ``name`` offline from the official files, for ``source="tfds"``.
+
+    Runs tensorflow-datasets' own builder for ``name`` and writes ``<data_dir>/tfds/<name>/<version>/``
+    in ``array_record`` format, as ``tfds`` would after downloading, but fed from ``raw_dir``:
+    nothing is downloaded (tfds's lookup of ready-made copies on GCS is switched off and every
+    file its builder asks for is local). Does nothing if ``name`` is already prepared there.
+
+    ``raw_dir`` holds the official ``.gz`` files (directly or in ``<raw_dir>/<name>/``, as for the
+    raw path of :func:`load_dataset`); they are checked against the official SHA-256 where known.
+    EMNIST: tfds's builder wants the official 562 MB archive ``gzip.zip``. If ``raw_dir`` holds it
+    (and not the individual files), it is used as is and tfds checks its checksum; otherwise the
+    four files of the requested split (``emnist-<split>-{train,test}-{images,labels}-...gz``) are
+    handed to the builder in place of the unpacked archive.
+
+    Preparing needs TensorFlow (tfds's builders decompress, read and PNG-encode the data with it):
+    ``pip install "jaxsnn[prepare]"``. Reading the prepared dataset does not.
+
+    Args:
+      name: ``"mnist"``, ``"fashion_mnist"`` or ``"emnist/<split>"``.
+      raw_dir: folder with the official files.
+      data_dir: where to write (``<data_dir>/tfds``); default as for :func:`load_dataset`.
+    Returns:
+      the folder of the prepared dataset.
+    Raises:
+      FileNotFoundError: official files missing. ImportError: TensorFlow not installed.
+    """
+    import importlib.util
+    import tempfile
+
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    root = globals()["data_dir"](data_dir)
+    done = _tfds_prepared(name, root)
+    if done is not None:
+        return done
+    raw_dir = pathlib.Path(raw_dir).expanduser()
+    emnist = name.startswith("emnist/")
+    found = {f: _find_raw(name, f, raw_dir) for split in ("train", "test") for f in DATASETS[name][split]}
+    archive = raw_dir / "gzip.zip"
+    use_archive = emnist and None in found.values() and archive.is_file()
+    if None in found.values() and not use_archive:
+        raise FileNotFoundError(
+            f"cannot prepare {name}: no\n"
+            + "".join(f"    {f}\n" for f, p in found.items() if p is None)
+            + f"in {raw_dir} or {raw_dir / name}"
+            + (" (nor the official archive gzip.zip in the former)" if emnist else "")
+        )
+    if not use_archive:
+        for f, path in found.items():
+            want = SHA256.get((name, f))
+            if want is not None and _sha256(path) != want:
+                raise ValueError(f"{path}: SHA-256 does not match the official release of {name}")
+    if importlib.util.find_spec("tensorflow") is None:
+        raise ImportError(
+            "preparing a tfds dataset needs TensorFlow (tensorflow-datasets' builders use it to read "
+            'and encode the data; reading the result does not): pip install "jaxsnn[prepare]"'
+        )
+    import tensorflow_datasets as tfds
+
+    out = str(root / "tfds")
+    with tempfile.TemporaryDirectory(prefix="jaxsnn-tfds-") as tmp:
+        files = pathlib.Path(tmp) / "files"  # links to the official files, where tfds looks for them
+        files.mkdir()
+        if use_archive:
+            (files / "gzip.zip").symlink_to(archive.resolve())
+            builder = tfds.builder(name, data_dir=out, file_format="array_record")
+        elif emnist:
+            (files / "gzip").mkdir()
+            for f, path in found.items():
+                (files / "gzip" / f).symlink_to(path.resolve())
+            builder_cls = _emnist_builder_from_folder(tfds, files)
+            builder = builder_cls(config=name.split("/", 1)[1], data_dir=out, file_format="array_record")
+        else:
+            for f, path in found.items():
+                (files / f).symlink_to(path.resolve())
+            builder = tfds.builder(name, data_dir=out, file_format="array_record")
+        dl_config = tfds.download.DownloadConfig(manual_dir=str(files), try_download_gcs=False)
+        builder.download_and_prepare(download_dir=str(pathlib.Path(tmp) / "downloads"), download_config=dl_config)
+    return pathlib.Path(os.fspath(builder.data_path))
 
 
 def load_dataset(name: str, split: str = "train", *, data_dir=None, source: str = "auto", verify: bool = True):

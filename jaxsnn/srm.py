@@ -187,9 +187,11 @@ def _first_crossing(a, w, theta, delta, kernel, finite_delta):
                 t_new = jnp.where(jump, tk, jnp.where(pos, jnp.clip(t_line, tk, tn), tn))
             else:
                 jump = jnp.ones_like(slope, dtype=bool)
-                reach = (slope >= theta) & (tk < tn)
+                reach = slope >= theta
                 t_new = jnp.broadcast_to(tk, slope.shape)
-            reach = reach & live & jnp.isinf(t_out)
+            # Evaluate once per distinct knot time (after the last event of a tie group):
+            # a partly applied group of cutoffs is not a potential the neuron ever has.
+            reach = reach & live & (tk < tn) & jnp.isinf(t_out)
             t_out = jnp.where(reach, t_new, t_out)
             s_out = jnp.where(reach, slope, s_out)
             knot_id = (ik + jnp.where(sg < 0, n, 0)).astype(jnp.int32)

@@ -11,12 +11,6 @@ import math
 import numpy as np
 
 
-def _eps(s, kernel, delta):
-    if s <= 0 or (delta is not None and s > delta):
-        return Fraction(0)
-    return s if kernel == "ramp" else Fraction(1)
-
-
 def srm_first_spike_exact(t_in, w, theta, delays=None, kernel="ramp", delta=math.inf):
     """First spike time of one neuron: ``t_in [n]``, ``w [n]``, ``delays [n]`` or None. Returns float."""
     dl = None if math.isinf(delta) else Fraction(float(delta))
@@ -24,18 +18,26 @@ def srm_first_spike_exact(t_in, w, theta, delays=None, kernel="ramp", delta=math
     arr, ws = [], []
     for i, t in enumerate(t_in):
         if math.isfinite(t):
-            d = Fraction(0) if delays is None else Fraction(float(delays[i]))
-            arr.append(Fraction(float(t)) + d)
+            # Knot times are the float64 sums the library forms too (so that ties agree);
+            # everything after that is exact.
+            d = 0.0 if delays is None else float(delays[i])
+            arr.append(Fraction(float(t) + d))
             ws.append(Fraction(float(w[i])))
     if not arr:
         return math.inf
     knots = set(arr)
-    if dl is not None:
-        knots |= {a + dl for a in arr}
+    cut = {a: Fraction(float(a) + float(delta)) for a in arr} if dl is not None else {}
+    knots |= set(cut.values())
     knots = sorted(knots)
 
+    def eps(t, a):
+        s = t - a
+        if s <= 0 or (dl is not None and t > cut[a]):
+            return Fraction(0)
+        return s if kernel == "ramp" else Fraction(1)
+
     def P(t):
-        return sum(wi * _eps(t - a, kernel, dl) for wi, a in zip(ws, arr))
+        return sum(wi * eps(t, a) for wi, a in zip(ws, arr))
 
     for j, left in enumerate(knots):
         right = knots[j + 1] if j + 1 < len(knots) else None

@@ -50,6 +50,20 @@ def test_matches_exact_rational_oracle(case, seed):
     assert fin.any()
 
 
+@pytest.mark.parametrize("kernel", ["ramp", "step"])
+@pytest.mark.parametrize("seed", range(6))
+def test_ties_on_a_time_grid_match_the_oracle(kernel, seed):
+    # Quantized times (as on a clocked chip) make arrivals and cutoffs coincide often.
+    t, w, theta, d = random_case(200 + seed, B=6, n=8, m=6, delays=True)
+    t, d = np.round(t * 10) / 10, np.round(d * 10) / 10
+    for delays, delta in [(None, 0.3), (d, 0.2), (None, math.inf)]:
+        got = np.asarray(srm.first_spike_times(t, w, theta, delays=delays, kernel=kernel, delta=delta))
+        want = srm_layer_exact(t, w, theta, delays, kernel, delta)
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+        fin = np.isfinite(want)
+        np.testing.assert_allclose(got[fin], want[fin], rtol=1e-9, atol=1e-12)
+
+
 def test_oracle_cases_cover_silent_and_inhibitory():
     t, w, theta, _ = random_case(0)
     assert (w < 0).any() and np.isinf(t).any()
