@@ -226,7 +226,8 @@ def _tfds_write_order(split: str, n: int) -> np.ndarray:
     every published dataset). The MNIST-family builders use the index in the official file as
     the key, so this gives back the official order.
     """
-    return np.array(sorted(range(n), key=lambda i: hashlib.md5(f"{split}{i}".encode()).digest()), np.int64)
+    order = sorted(range(n), key=lambda i: hashlib.md5(f"{split}{i}".encode()).digest())
+    return np.array(order, np.int64)
 
 
 def _load_tfds(name: str, split: str, root: pathlib.Path):
@@ -364,7 +365,7 @@ def prepare_tfds(name: str, raw_dir, data_dir=None) -> pathlib.Path:
                 (files / f).symlink_to(path.resolve())
             builder = tfds.builder(name, data_dir=out, file_format="array_record")
         dl_config = tfds.download.DownloadConfig(manual_dir=str(files), try_download_gcs=False)
-        builder.download_and_prepare(download_dir=str(pathlib.Path(tmp) / "downloads"), download_config=dl_config)
+        builder.download_and_prepare(download_dir=os.path.join(tmp, "downloads"), download_config=dl_config)
     return pathlib.Path(os.fspath(builder.data_path))
 
 
