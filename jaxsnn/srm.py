@@ -108,6 +108,37 @@ def _validate(t_in, weights, threshold, delays, kernel, delta):
 _UNROLL = 8  # knots processed per while-loop iteration
 
 
+def _ordered_int(x):
+    """int32 keys that sort like the float32 values ``x`` (IEEE bits, negatives flipped).
+
+    ``-0.0`` becomes ``+0.0`` first: the two are equal values but not equal bit patterns.
+    """
+    bits = jax.lax.bitcast_convert_type(jnp.where(x == 0, jnp.zeros_like(x), x), jnp.int32)
+    return jnp.where(bits < 0, bits ^ jnp.int32(0x7FFFFFFF), bits)
+
+
+def _argsort(x, axis):
+    """Stable argsort along ``axis``, exact, with two single-operand integer sorts.
+
+    XLA's CPU sort of ``(float key, index)`` pairs is several times slower than a sort of one
+    integer array. So: sort the order-preserving integer keys, take each element's position
+    ``p`` among them (``searchsorted``, left: equal keys share it), and sort the unique
+    integers ``p * m + index``, which order by value and then by index.
+    """
+    x = jnp.moveaxis(x, axis, -1)
+    m = x.shape[-1]
+    if x.dtype != jnp.float32 or m * m >= 2**31:
+        return jnp.moveaxis(jnp.argsort(x, axis=-1, stable=True), -1, axis)
+    keys = _ordered_int(x)
+    flat = keys.reshape(-1, m)
+    pos = jax.vmap(lambda s, k: jnp.searchsorted(s, k, side="left", method="scan_unrolled"))(
+        jnp.sort(flat, axis=-1), flat
+    ).astype(jnp.int32)
+    idx = jax.lax.broadcasted_iota(jnp.int32, flat.shape, 1)
+    order = jnp.sort(pos * m + idx, axis=-1) % m
+    return jnp.moveaxis(order.reshape(x.shape), -1, axis)
+
+
 def _events(a, delta, finite_delta):
     """Knots sorted in time along axis 1, with the input and the sign of each event.
 
@@ -123,7 +154,7 @@ def _events(a, delta, finite_delta):
         knots = jnp.concatenate([a, a + delta], axis=1)
     else:
         knots = a
-    order = jnp.argsort(knots, axis=1)
+    order = _argsort(knots, axis=1)
     time = jnp.take_along_axis(knots, order, axis=1)
     src = order % n
     sign = jnp.where(order < n, 1.0, -1.0).astype(a.dtype)
@@ -162,7 +193,7 @@ def _first_crossing(a, w, theta, delta, kernel, finite_delta):
         return jax.lax.dynamic_index_in_dim(x, p, axis=1, keepdims=False)  # [B, D]
 
     def body(carry):
-        k, slope, wa, t_out, s_out, src_out, jump_out = carry
+        k, slope, wa, done, s_sel, wa_sel, lo, hi, src_sel, jump_sel = carry
         for j in range(_UNROLL):
             p = k + j
             tk, tn, ik, sg = at(time, p), at(time, p + 1), at(src, p), at(sign, p)
@@ -172,40 +203,52 @@ def _first_crossing(a, w, theta, delta, kernel, finite_delta):
             slope = slope + row
             wa = wa + row * at(base, p)
             if kernel == "ramp":
-                # The ramp potential is continuous except at cutoffs, where it drops by
-                # w delta: an inhibitory input leaving makes it jump *up*, and the spike is
-                # then the knot itself.
-                jump = (sg < 0) & (slope * jnp.where(live, tk, 0.0) - wa >= theta)
                 tn_fin = jnp.isfinite(tn)
                 p_end = slope * jnp.where(tn_fin, tn, 0.0) - wa
-                # After the last knot no input is active when delta is finite (the slope left
-                # there is rounding residue); with delta = inf the neuron fires iff S > 0.
+                # After the last knot the neuron fires iff S > 0 when delta = inf; when delta
+                # is finite no input is active there (the slope left is rounding residue).
                 last = (slope > 0) & jnp.isinf(delta) if finite_delta else slope > 0
-                reach = jump | jnp.where(tn_fin, p_end >= theta, last)
-                pos = slope > 0
-                t_line = (theta + wa) / jnp.where(pos, slope, 1.0)
-                t_new = jnp.where(jump, tk, jnp.where(pos, jnp.clip(t_line, tk, tn), tn))
+                reach = jnp.where(tn_fin, p_end >= theta, last)
+                if finite_delta:
+                    # The ramp potential drops by w delta at a cutoff: an inhibitory input
+                    # leaving makes it jump *up*, and the spike is then the knot itself.
+                    jump = (sg < 0) & (slope * jnp.where(live, tk, 0.0) - wa >= theta)
+                    reach = reach | jump
             else:
-                jump = jnp.ones_like(slope, dtype=bool)
                 reach = slope >= theta
-                t_new = jnp.broadcast_to(tk, slope.shape)
             # Evaluate once per distinct knot time (after the last event of a tie group):
             # a partly applied group of cutoffs is not a potential the neuron ever has.
-            reach = reach & live & (tk < tn) & jnp.isinf(t_out)
-            t_out = jnp.where(reach, t_new, t_out)
-            s_out = jnp.where(reach, slope, s_out)
-            knot_id = (ik + jnp.where(sg < 0, n, 0)).astype(jnp.int32)
-            src_out = jnp.where(reach, knot_id, src_out)
-            jump_out = jnp.where(reach, jump, jump_out)
-        return k + _UNROLL, slope, wa, t_out, s_out, src_out, jump_out
+            reach = reach & (live & (tk < tn)) & ~done
+            done = done | reach
+            s_sel = jnp.where(reach, slope, s_sel)
+            wa_sel = jnp.where(reach, wa, wa_sel)
+            lo = jnp.where(reach, tk, lo)
+            hi = jnp.where(reach, tn, hi)
+            if kernel == "step" or finite_delta:
+                knot_id = (ik + jnp.where(sg < 0, n, 0)).astype(jnp.int32)
+                src_sel = jnp.where(reach, knot_id, src_sel)
+            if kernel == "ramp" and finite_delta:
+                jump_sel = jnp.where(reach, jump, jump_sel)
+        return k + _UNROLL, slope, wa, done, s_sel, wa_sel, lo, hi, src_sel, jump_sel
 
     def cond(carry):
-        return (carry[0] < n_knots) & jnp.any(jnp.isinf(carry[3]))
+        return (carry[0] < n_knots) & ~jnp.all(carry[3])
 
     zeros = jnp.zeros((B, n_out), a.dtype)
-    init = (jnp.array(0, jnp.int32), zeros, zeros, jnp.full((B, n_out), inf), zeros,
-            jnp.zeros((B, n_out), jnp.int32), jnp.zeros((B, n_out), bool))
-    _, _, _, t, s, src_out, jump_out = jax.lax.while_loop(cond, body, init)
+    init = (jnp.array(0, jnp.int32), zeros, zeros, jnp.zeros((B, n_out), bool), zeros, zeros,
+            zeros, zeros, jnp.zeros((B, n_out), jnp.int32), jnp.zeros((B, n_out), bool))
+    _, _, _, done, s, wa, lo, hi, src_out, jump_out = jax.lax.while_loop(cond, body, init)
+    # Solve on the firing segment (lo, hi]: the line S t - sum(w a) = theta, or the knot lo.
+    if kernel == "ramp":
+        jump_out = jump_out & done
+        pos = s > 0
+        t_line = jnp.clip((theta + wa) / jnp.where(pos, s, 1.0), lo, hi)
+        t = jnp.where(jump_out, lo, jnp.where(pos, t_line, hi))
+    else:
+        jump_out = done
+        t = lo
+    t = jnp.where(done, t, inf)
+    s = jnp.where(done, s, 0.0)
     return t, s, src_out, jump_out
 
 
@@ -263,6 +306,8 @@ def _spike_times_bwd(kernel, finite_delta, res, g):
         dtheta = jnp.sum(gs, axis=0)
     else:
         dw, da, dtheta = jnp.zeros_like(w), jnp.zeros_like(a), jnp.zeros(t.shape[1:], t.dtype)
+    if kernel == "ramp" and not finite_delta:  # no knot spikes without cutoffs
+        return da, dw, dtheta, jnp.zeros_like(delta)
     # Spikes at a knot (every step-kernel spike; ramp spikes released by an inhibitory
     # cutoff): t = a_u or a_u + delta, so dt/da_u = 1 and dt/ddelta = [cutoff].
     gk = jnp.where(fired & at_knot, g, 0.0)

@@ -259,3 +259,29 @@ def test_bad_input_raises_value_error_naming_the_argument(kwargs, match):
     t_in, weights, threshold = args.pop("t_in"), args.pop("weights"), args.pop("threshold")
     with pytest.raises(ValueError, match=match):
         srm.first_spike_times(t_in, weights, threshold, **args)
+
+
+@pytest.mark.parametrize("shape,axis", [((7, 50), 1), ((3, 40, 5), 1), ((4, 33), 0)])
+def test_fast_float32_argsort_is_the_stable_argsort(shape, axis):
+    rng = np.random.default_rng(0)
+    x = np.round(rng.normal(size=shape) * 4) / 4  # many ties, negative values, zeros
+    x[rng.uniform(size=shape) < 0.2] = np.inf
+    x[rng.uniform(size=shape) < 0.05] = -0.0
+    x = x.astype(np.float32)
+    got = np.asarray(srm._argsort(jnp.asarray(x), axis))
+    np.testing.assert_array_equal(got, np.argsort(x, axis=axis, kind="stable"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['kernel']}-delta{c['delta']}-delays{c['delays']}")
+def test_float32_path_matches_the_oracle(case):
+    t, w, theta, d = random_case(300, B=8, n=12, m=6, delays=case["delays"])
+    with jax.enable_x64(False):
+        t32, w32, th32 = t.astype(np.float32), w.astype(np.float32), theta.astype(np.float32)
+        d32 = None if d is None else d.astype(np.float32)
+        got = np.asarray(srm.first_spike_times(t32, w32, th32, delays=d32, kernel=case["kernel"], delta=case["delta"]))
+    want = srm_layer_exact(t32.astype(float), w32.astype(float), th32.astype(float),
+                           None if d32 is None else d32.astype(float), case["kernel"], case["delta"])
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(got[fin], want[fin], rtol=2e-4, atol=2e-5)
