@@ -41,6 +41,7 @@ def main(argv=None):
     p.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clipping (0: none)")
     p.add_argument("--jitter", type=float, default=0.0,
                    help="std of Gaussian noise added to input spike times during training")
+    p.add_argument("--dropout", type=float, default=0.0, help="hidden spike dropout probability during training")
     p.add_argument("--limit", type=int, default=None, help="use only this many training samples")
     args = p.parse_args(argv)
     out = pathlib.Path(args.out)
@@ -53,7 +54,7 @@ def main(argv=None):
     xtr, xte = np.asarray(encode(xtr), np.float32), np.asarray(encode(xte), np.float32)
 
     model = nn.SRMMLP((args.hidden, 10), layer_kwargs=dict(
-        bias_time=0.0, weight_mean=args.weight_mean, weight_std=args.weight_std))
+        bias_time=0.0, weight_mean=args.weight_mean, weight_std=args.weight_std), spike_dropout=args.dropout)
     key = jax.random.PRNGKey(args.seed)
     k_init, k_data = jax.random.split(key)
     params = model.init(k_init, xtr[:2])
@@ -63,14 +64,14 @@ def main(argv=None):
     if args.clip:
         tx = optax.chain(optax.clip_by_global_norm(args.clip), tx)
 
-    k_noise = jax.random.fold_in(key, 12345)
+    k_noise, k_drop = jax.random.fold_in(key, 12345), jax.random.fold_in(key, 54321)
 
     def loss_fn(params, batch, step_index):
         x, y = batch
         if args.jitter:
             noise = args.jitter * jax.random.normal(jax.random.fold_in(k_noise, step_index), x.shape)
             x = x + noise  # inf (no spike) stays inf
-        t = model.apply(params, x)
+        t = model.apply(params, x, train=True, rngs={"dropout": jax.random.fold_in(k_drop, step_index)})
         loss = losses.ttfs_cross_entropy(t, y, tau=args.tau, t_cap=args.t_cap, cap=args.cap, alpha=args.alpha)
         loss = loss + args.hinge * sum(losses.weight_sum_hinge(k) for k in jax.tree.leaves(params))
         acc = jnp.mean(coding.first_spike_class(t) == y)

@@ -101,15 +101,21 @@ class SRMMLP(nn.Module):
     Attributes:
       features: neurons per layer, e.g. ``(350, 10)``.
       layer_kwargs: keyword arguments given to every layer (threshold, kernel, bias_time, ...).
+      spike_dropout: during training (``train=True``), delete each hidden spike (set it to
+        ``inf``) with this probability; needs ``rngs={"dropout": key}`` in ``apply``.
     """
 
     features: Sequence[int]
     layer_kwargs: dict = None
+    spike_dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, t_in):
+    def __call__(self, t_in, *, train: bool = False):
         kw = dict(self.layer_kwargs or {})
         t = t_in
         for i, f in enumerate(self.features):
             t = SRMDense(f, name=f"layer_{i}", **kw)(t)
+            if train and self.spike_dropout > 0 and i < len(self.features) - 1:
+                drop = jax.random.bernoulli(self.make_rng("dropout"), self.spike_dropout, t.shape)
+                t = jnp.where(drop, jnp.inf, t)
         return t
