@@ -26,14 +26,23 @@ import numpy as np
 from jaxsnn import coding, data, srm
 
 
-def timeit(f, *args, repeat=20):
+def timeit_pair(f, g, args, repeat, rounds=5):
+    """Median times of ``f(*args)`` and ``g(*args)``.
+
+    Measured in alternating blocks of ``repeat // rounds`` consecutive calls each, so that both
+    run warm (one does not evict the other's cache between calls) and slow drifts of the
+    machine are shared.
+    """
     jax.block_until_ready(f(*args))
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
+    jax.block_until_ready(g(*args))
+    tf, tg = [], []
+    for _ in range(rounds):
+        for fn, ts in ((f, tf), (g, tg)):
+            for _ in range(max(1, repeat // rounds)):
+                t0 = time.perf_counter()
+                jax.block_until_ready(fn(*args))
+                ts.append(time.perf_counter() - t0)
+    return float(np.median(tf)), float(np.median(tg))
 
 
 def srm_fwd_bwd(**kw):
@@ -55,7 +64,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=None)
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--repeat", type=int, default=40)
     p.add_argument("--out", default=None, help="write the results as JSON here")
     args = p.parse_args()
     key = jax.random.PRNGKey(0)
@@ -86,8 +95,10 @@ def main():
         ("784->350, delta=0.5 (cutoff knots)", x1, w1, dict(delta=0.5)),
     ]
     for name, x, w, kw in cases:
-        t_dense = timeit(dense, w, x, repeat=args.repeat)
-        t_srm = timeit(srm_fwd_bwd(**kw), w, x, repeat=args.repeat)
+        if "delays" in kw:
+            t_srm, t_dense = timeit_pair(srm_fwd_bwd(**kw), dense, (w, x), 2, rounds=2)
+        else:
+            t_srm, t_dense = timeit_pair(srm_fwd_bwd(**kw), dense, (w, x), args.repeat)
         rows.append(dict(case=name, srm_ms=1e3 * t_srm, dense_ms=1e3 * t_dense, ratio=t_srm / t_dense))
         print(f"{name:42s} srm {1e3 * t_srm:8.2f} ms   dense relu {1e3 * t_dense:6.3f} ms   ratio {t_srm / t_dense:6.1f}x",
               flush=True)

@@ -77,3 +77,21 @@ def test_checkpoint_roundtrip_and_atomic_write(tmp_path):
     train.append_jsonl(tmp_path / "m.jsonl", dict(x=1))
     train.append_jsonl(tmp_path / "m.jsonl", dict(x=2))
     assert (tmp_path / "m.jsonl").read_text().count("\n") == 2
+
+
+def test_spike_dropout_deletes_hidden_spikes_only_in_training():
+    x = coding.ttfs_encode(jax.random.uniform(jax.random.PRNGKey(0), (32, 20)))
+    kw = dict(bias_time=0.0)
+    model = nn.SRMMLP((40, 5), layer_kwargs=kw, spike_dropout=0.5)
+    params = model.init(jax.random.PRNGKey(0), x)
+    np.testing.assert_array_equal(model.apply(params, x), nn.SRMMLP((40, 5), layer_kwargs=kw).apply(params, x))
+    k1, k2 = jax.random.PRNGKey(3), jax.random.PRNGKey(4)
+    a = model.apply(params, x, train=True, rngs={"dropout": k1})
+    np.testing.assert_array_equal(a, model.apply(params, x, train=True, rngs={"dropout": k1}))
+    assert not np.allclose(a, model.apply(params, x, train=True, rngs={"dropout": k2}))
+    assert not np.allclose(a, model.apply(params, x))
+    # rate 1: every hidden spike deleted, the output layer sees only its bias spike
+    everything = nn.SRMMLP((40, 5), layer_kwargs=kw, spike_dropout=1.0)
+    out = everything.apply(params, x, train=True, rngs={"dropout": k1})
+    lone = nn.SRMDense(5, **kw).apply({"params": params["params"]["layer_1"]}, jnp.full((32, 40), jnp.inf))
+    np.testing.assert_array_equal(out, lone)
