@@ -30,7 +30,7 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, default=350)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--tau", type=float, default=0.5, help="temperature of the TTFS cross-entropy")
+    p.add_argument("--tau", type=float, default=0.2, help="temperature of the TTFS cross-entropy")
     p.add_argument("--t-cap", type=float, default=8.0, help="spikes later than this count as this in the loss")
     p.add_argument("--alpha", type=float, default=0.0, help="weight of the early-label regularizer")
     p.add_argument("--cap", choices=("hard", "soft"), default="hard", help="how the loss treats spikes after --t-cap")
@@ -41,7 +41,7 @@ def main(argv=None):
     p.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clipping (0: none)")
     p.add_argument("--jitter", type=float, default=0.0,
                    help="std of Gaussian noise added to input spike times during training")
-    p.add_argument("--dropout", type=float, default=0.0, help="hidden spike dropout probability during training")
+    p.add_argument("--dropout", type=float, default=0.2, help="hidden spike dropout probability during training")
     p.add_argument("--limit", type=int, default=None, help="use only this many training samples")
     args = p.parse_args(argv)
     out = pathlib.Path(args.out)

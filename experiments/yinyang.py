@@ -57,7 +57,7 @@ def plot_decision_map(classify, x_test, y_test, path, n=200):
     ax.imshow(cls, origin="lower", extent=(0, 1, 0, 1), cmap="viridis", alpha=0.45, vmin=0, vmax=2)
     xt = np.asarray(coding.ttfs_decode(x_test))
     ax.scatter(xt[:, 0], xt[:, 1], c=y_test, s=4, cmap="viridis", vmin=0, vmax=2)
-    ax.set_title("Yin-Yang: predicted class (background) and test set")
+    ax.set_title("Yin-Yang: prediction and test set")
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     fig.tight_layout()
