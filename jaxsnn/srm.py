@@ -40,9 +40,21 @@ Exact gradients (almost everywhere), with :math:`S` the slope at the crossing:
     \frac{\partial t_v}{\partial w_{uv}} = \frac{a_u - t_v}{S}\,[u \in A],\qquad
     \frac{\partial t_v}{\partial a_{u}} = \frac{w_{uv}}{S}\,[u \in A].
 
+A spike can also sit exactly on a knot: every spike of the step kernel, and a ramp spike
+released when an *inhibitory* input's response ends (the potential jumps up by
+:math:`|w_u|\,\delta` at the cutoff). Then :math:`t_v = a_u` or :math:`a_u + \delta`, so
+:math:`\partial t_v / \partial a_u = 1` (and :math:`\partial t_v / \partial \delta = 1` for a cutoff).
+
 They are implemented with :func:`jax.custom_vjp`, which avoids differentiating through the
-sort and the cumulative sums. A silent neuron (``t_v = inf``) and an input that never arrives
-(``t_u = inf``) get zero gradients, never NaN.
+sort. A silent neuron (``t_v = inf``) and an input that never arrives (``t_u = inf``) get
+zero gradients, never NaN.
+
+Cost. The forward pass sorts the knots of each sample (two integer sorts, see ``_argsort``)
+and walks them once in a ``lax.while_loop`` that carries ``[batch, n_out]`` accumulators and
+stops after the last finite knot of the batch or when every neuron has fired, so inputs that
+never arrive cost nothing. The backward pass loops over the batch on ``[n_in, n_out]`` slabs.
+With delays the arrival order differs per output neuron and the sort is over
+``[batch, n_in, n_out]``, which is much more expensive (see ``benchmarks/bench_srm.py``).
 """
 
 from __future__ import annotations

@@ -285,3 +285,26 @@ def test_float32_path_matches_the_oracle(case):
     np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
     fin = np.isfinite(want)
     np.testing.assert_allclose(got[fin], want[fin], rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("delta,delays", [(math.inf, False), (0.6, False), (math.inf, True)])
+def test_potential_reaches_threshold_exactly_at_the_first_spike(delta, delays):
+    t, w, theta, d = random_case(400, B=4, n=6, m=5, delays=delays)
+    ts = np.asarray(srm.first_spike_times(t, w, theta, delays=d, delta=delta))
+    grid = np.linspace(0.0, 4.0, 4001)
+    P = np.asarray(srm.potential(jnp.broadcast_to(grid, (4, grid.size)), t, w, delays=d, delta=delta))
+    jumps = 0
+    for b in range(4):
+        for v in range(5):
+            before = grid < ts[b, v] - 1e-9
+            assert np.all(P[b, before, v] < theta[v])  # below threshold before the spike
+            if np.isfinite(ts[b, v]):
+                # t_v = inf{t : P(t) >= theta}: at or just after t_v the potential reaches theta;
+                # at t_v itself it equals theta (line crossing) or lies below (jump at a cutoff).
+                q = jnp.array([ts[b, v], ts[b, v] + 1e-9])
+                at, after = np.asarray(srm.potential(q, t[b], w, delays=d, delta=delta))[:, v]
+                assert after >= theta[v] - 1e-7
+                assert abs(at - theta[v]) < 1e-9 or at < theta[v]
+                jumps += at < theta[v] - 1e-9
+    if math.isfinite(delta):
+        assert jumps > 0  # the case exercises spikes released by an inhibitory cutoff
