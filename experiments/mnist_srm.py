@@ -43,6 +43,7 @@ def main(argv=None):
                    help="std of Gaussian noise added to input spike times during training")
     p.add_argument("--dropout", type=float, default=0.2, help="hidden spike dropout probability during training")
     p.add_argument("--limit", type=int, default=None, help="use only this many training samples")
+    p.add_argument("--test-limit", type=int, default=None, help="evaluate on only this many test samples")
     args = p.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,8 @@ def main(argv=None):
     (xtr, ytr), (xte, yte) = [data.load_dataset(args.dataset, s, data_dir=args.data_dir) for s in ("train", "test")]
     if args.limit:
         xtr, ytr = xtr[: args.limit], ytr[: args.limit]
+    if args.test_limit:
+        xte, yte = xte[: args.test_limit], yte[: args.test_limit]
     encode = lambda img: coding.ttfs_encode(img.reshape(img.shape[0], -1) / 255.0, silent_below=0.0)
     xtr, xte = np.asarray(encode(xtr), np.float32), np.asarray(encode(xte), np.float32)
 

@@ -74,13 +74,17 @@ def test_official_files_load_with_checksums(shared_data, name):
         assert h == data.SHA256[(name, f)]
 
 
-def test_known_mnist_pixels_and_labels(shared_data):
-    x, y = data.load_dataset("mnist", "train", data_dir=shared_data, source="raw")
-    # The first training labels of MNIST are 5, 0, 4, 1, 9, 2, 1, 3, 1, 4.
-    np.testing.assert_array_equal(y[:10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])
-    # Known pixel read straight from the decompressed IDX bytes (16-byte header, row-major).
-    raw = gzip.open(shared_data / "mnist" / "train-images-idx3-ubyte.gz").read()
-    assert x[0, 14, 14] == raw[16 + 14 * 28 + 14]
+@pytest.mark.parametrize("name,first_labels", [
+    ("mnist", [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]),          # the published first training labels
+    ("fashion_mnist", [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]),  # ankle boot, T-shirt, T-shirt, dress, ...
+])
+def test_known_pixels_and_labels(shared_data, name, first_labels):
+    x, y = data.load_dataset(name, "train", data_dir=shared_data, source="raw")
+    np.testing.assert_array_equal(y[:10], first_labels)
+    # Known pixels read straight from the decompressed IDX bytes (16-byte header, row-major).
+    raw = gzip.open(shared_data / name / "train-images-idx3-ubyte.gz").read()
+    for i, r, c in [(0, 14, 14), (1, 20, 5), (59999, 27, 27)]:
+        assert x[i, r, c] == raw[16 + i * 784 + r * 28 + c]
     assert x[0, 0, 0] == 0 and x[0].max() == 255
 
 
