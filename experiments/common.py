@@ -7,6 +7,8 @@ import json
 import pathlib
 import time
 
+from flax import traverse_util
+
 from jaxsnn.train import atomic_write_bytes
 
 
@@ -57,3 +59,9 @@ def plot_history(history, path, *, title="", keys=("train_acc", "test_acc")):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def kernels(params):
+    """The weight matrices of a Flax parameter tree (leaves named ``kernel``)."""
+    flat = traverse_util.flatten_dict(params)
+    return [v for k, v in flat.items() if k[-1] == "kernel"]

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import Timer, parser, plot_history, write_json
+from common import Timer, kernels, parser, plot_history, write_json
 from jaxsnn import coding, data, losses, nn, train
 
 
@@ -76,7 +76,7 @@ def main(argv=None):
             x = x + noise  # inf (no spike) stays inf
         t = model.apply(params, x, train=True, rngs={"dropout": jax.random.fold_in(k_drop, step_index)})
         loss = losses.ttfs_cross_entropy(t, y, tau=args.tau, t_cap=args.t_cap, cap=args.cap, alpha=args.alpha)
-        loss = loss + args.hinge * sum(losses.weight_sum_hinge(k) for k in jax.tree.leaves(params))
+        loss = loss + args.hinge * sum(losses.weight_sum_hinge(k) for k in kernels(params))
         acc = jnp.mean(coding.first_spike_class(t) == y)
         return loss, dict(acc=acc, silent=jnp.mean(~jnp.isfinite(t)))
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import Timer, parser, plot_history, write_json
+from common import Timer, kernels, parser, plot_history, write_json
 from jaxsnn import coding, data, losses, nn, train
 
 
@@ -31,7 +31,7 @@ def build(args):
         x, y = batch
         t = model.apply(params, x)
         loss = losses.ttfs_cross_entropy(t, y, tau=args.tau, t_cap=args.t_cap)
-        loss = loss + args.hinge * sum(losses.weight_sum_hinge(k) for k in jax.tree.leaves(params))
+        loss = loss + args.hinge * sum(losses.weight_sum_hinge(k) for k in kernels(params))
         return loss, dict(acc=jnp.mean(coding.first_spike_class(t) == y))
 
     return model, loss_fn
