@@ -13,7 +13,6 @@ event-driven layers skip at no cost.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 __all__ = ["ttfs_encode", "ttfs_decode", "first_spike_class"]
