@@ -1,32 +1,49 @@
-"""Shared command-line interface of the experiments: the same flags everywhere."""
+"""Shared command-line interface and output of the experiments: the same flags everywhere.
+
+Every script takes ``--dataset --model --epochs --seeds --out --data-dir --quiet`` (plus its
+own hyperparameters), trains with :mod:`jaxsnn.train` (one seed: a resumable ``fit``; several:
+one vmapped ``sweep``), and writes to ``--out``: ``result.json`` (settings, per-seed and mean
+metrics, history, command), ``results.csv`` (one row per seed), PNG figures, and while it runs
+``checkpoint.msgpack`` / ``metrics.jsonl`` (or ``sweep_checkpoint.msgpack``) for resuming.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import pathlib
+import sys
 import time
 
+import jax
+import numpy as np
 from flax import traverse_util
 
-from jaxsnn.train import atomic_write_bytes
+from jaxsnn import train
 
 
-def parser(description: str, *, dataset: str, epochs: int, out: str) -> argparse.ArgumentParser:
+def parser(description: str, *, dataset: str, epochs: int, out: str, models=("srm",),
+           datasets=None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", default=dataset, help="dataset name")
+    p.add_argument("--dataset", default=dataset, choices=datasets, help="dataset name")
+    p.add_argument("--model", default=models[0], choices=models, help="network model")
     p.add_argument("--epochs", type=int, default=epochs, help="training epochs")
-    p.add_argument("--seed", type=int, default=0, help="random seed (data order, initialization)")
-    p.add_argument("--out", default=out, help="output directory for results (JSON) and figures")
+    p.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0], dest="seeds",
+                   help="random seeds (initialization, data order); several run as one vmapped sweep")
+    p.add_argument("--out", default=out, help="output directory for results (JSON, CSV), figures, checkpoints")
     p.add_argument("--data-dir", default=None,
                    help="folder with the dataset files (default: $JAXSNN_DATA_DIR or ~/.cache/jaxsnn)")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
 
+def command(script: str, argv) -> str:
+    return f"python experiments/{script} " + " ".join(sys.argv[1:] if argv is None else argv)
+
+
 def write_json(path, obj) -> None:
-    atomic_write_bytes(pathlib.Path(path), (json.dumps(obj, indent=2) + "\n").encode())
+    train.atomic_write_text(pathlib.Path(path), json.dumps(obj, indent=2) + "\n")
 
 
 class Timer:
@@ -37,8 +54,52 @@ class Timer:
         return time.perf_counter() - self.t0
 
 
-def plot_history(history, path, *, title="", keys=("train_acc", "test_acc")):
-    """Accuracy per epoch as a PNG (skipped with a note when matplotlib is missing)."""
+def run_seeds(task, train_data, eval_data, hparams: dict, args, *, batch_size: int, out,
+              eval_batch_size: int = 1000, epoch_in_jit: bool = True):
+    """Train ``task`` once per seed of ``args.seeds``.
+
+    One seed: :func:`jaxsnn.train.fit` (checkpoint and ``metrics.jsonl`` in ``out``). Several:
+    :func:`jaxsnn.train.sweep` over the seeds as one vmapped program (checkpoint in ``out``),
+    split over the devices when there are several (see :func:`jaxsnn.train.use_cpu_devices`).
+    Returns a list of ``dict(seed, history, params)`` (history: one dict per epoch).
+    """
+    progress = not args.quiet
+    if len(args.seeds) == 1:
+        run = train.fit(task, train_data, hparams, seed=args.seeds[0], epochs=args.epochs, batch_size=batch_size,
+                        eval_data=eval_data, eval_batch_size=eval_batch_size, epoch_in_jit=epoch_in_jit,
+                        out=out, progress=progress)
+        return [dict(seed=args.seeds[0], history=run.history, params=run.state.params)]
+    configs = {"seed": np.asarray(args.seeds)}
+    configs.update({k: np.full(len(args.seeds), v) for k, v in hparams.items()})
+    res = train.sweep(task, train_data, configs, epochs=args.epochs, batch_size=batch_size, eval_data=eval_data,
+                      eval_batch_size=eval_batch_size, out=out, progress=progress,
+                      mesh=train.make_mesh() if jax.device_count() > 1 else None)
+    runs = []
+    for i, seed in enumerate(args.seeds):
+        hist = [dict(epoch=e + 1, **{k: float(v[i, e]) for k, v in res.history.items()}) for e in range(args.epochs)]
+        runs.append(dict(seed=seed, history=hist, params=jax.tree.map(lambda p: p[i], res.params)))
+    return runs
+
+
+def summarize(runs, metrics=("test_acc",)) -> dict:
+    """Mean and standard deviation over seeds of the final value of each metric."""
+    out = {}
+    for m in metrics:
+        vals = [r["history"][-1][m] for r in runs]
+        out[m] = dict(mean=float(np.mean(vals)), std=float(np.std(vals)), per_seed=vals)
+    return out
+
+
+def write_results(out, result: dict, runs) -> None:
+    """``result.json`` (with every seed's history) and ``results.csv`` (final metrics per seed)."""
+    out = pathlib.Path(out)
+    result = dict(result, runs=[dict(seed=r["seed"], history=r["history"]) for r in runs])
+    write_json(out / "result.json", result)
+    train.write_csv(out / "results.csv", [dict(seed=r["seed"], **r["history"][-1]) for r in runs])
+
+
+def plot_history(runs, path, *, title="", keys=("train_acc", "test_acc")):
+    """Accuracy per epoch for every seed as a PNG (skipped with a note when matplotlib is missing)."""
     try:
         import matplotlib
 
@@ -48,9 +109,11 @@ def plot_history(history, path, *, title="", keys=("train_acc", "test_acc")):
         print("matplotlib not installed: no figure written (pip install 'jaxsnn[experiments]')")
         return
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    epochs = [r["epoch"] for r in history]
-    for k in keys:
-        ax.plot(epochs, [r[k] for r in history], label=k.replace("_", " "))
+    for j, k in enumerate(keys):
+        for i, r in enumerate(runs):
+            h = r["history"]
+            ax.plot([x["epoch"] for x in h], [x[k] for x in h], color=f"C{j}", alpha=0.8,
+                    label=k.replace("_", " ") if i == 0 else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
     ax.set_title(title)

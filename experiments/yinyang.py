@@ -2,9 +2,11 @@
 
 The four inputs ``(x, y, 1-x, 1-y)`` become one spike each at ``t = 1 - value``; every layer
 gets a bias spike at ``t = 0``; the class is the output neuron that fires first. The whole
-dataset stays on the device and each epoch is one compiled ``lax.scan`` over mini-batches.
+dataset stays on the device and each epoch is one compiled ``lax.scan`` over mini-batches;
+several ``--seeds`` train together as one vmapped program.
 
-    python experiments/yinyang.py            # about a minute on 2 CPU cores
+    python experiments/yinyang.py                    # about half a minute on 2 CPU cores
+    python experiments/yinyang.py --seeds 0 1 2      # three seeds in one program
 """
 
 from __future__ import annotations
@@ -19,22 +21,44 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import Timer, kernels, parser, plot_history, write_json
+from common import Timer, command, kernels, parser, plot_history, run_seeds, summarize, write_results
 from jaxsnn import coding, data, losses, nn, train
 
 
-def build(args):
-    model = nn.SRMMLP((args.hidden, 3), layer_kwargs=dict(
-        bias_time=0.0, weight_mean=args.weight_mean, weight_std=args.weight_std))
+def make_task(*, hidden=120, weight_mean=2.0, weight_std=2.0, total_steps=10_000):
+    """The Yin-Yang SRM task; traced hyperparameters: ``lr``, ``tau``, ``t_cap``, ``hinge``.
 
-    def loss_fn(params, batch, step):
+    Metrics: accuracy and spikes per sample in the hidden and output layers.
+    """
+    model = nn.SRMMLP((hidden, 3), layer_kwargs=dict(bias_time=0.0, weight_mean=weight_mean,
+                                                     weight_std=weight_std))
+
+    def forward(params, x):
+        t, (h,) = model.apply(params, x, return_hidden=True)
+        spikes = dict(spikes_hidden=jnp.mean(jnp.sum(jnp.isfinite(h), -1)),
+                      spikes_out=jnp.mean(jnp.sum(jnp.isfinite(t), -1)))
+        return t, spikes
+
+    def init(key, hp):
+        return model.init(key, jnp.zeros((1, 4)))
+
+    def loss(params, batch, key, hp):
         x, y = batch
-        t = model.apply(params, x)
-        loss = losses.ttfs_cross_entropy(t, y, tau=args.tau, t_cap=args.t_cap)
-        loss = loss + args.hinge * sum(losses.weight_sum_hinge(k) for k in kernels(params))
-        return loss, dict(acc=jnp.mean(coding.first_spike_class(t) == y))
+        t, spikes = forward(params, x)
+        ce = losses.ttfs_cross_entropy(t, y, tau=hp["tau"], t_cap=hp["t_cap"])
+        reg = hp["hinge"] * sum(losses.weight_sum_hinge(k) for k in kernels(params))
+        return ce + reg, dict(acc=jnp.mean(coding.first_spike_class(t) == y), **spikes)
 
-    return model, loss_fn
+    def evaluate(params, batch, hp):
+        x, y = batch
+        t, spikes = forward(params, x)
+        return dict(acc=jnp.mean(coding.first_spike_class(t) == y), **spikes)
+
+    def optimizer(hp):
+        return optax.chain(optax.clip_by_global_norm(1.0),
+                           optax.adam(optax.cosine_decay_schedule(hp["lr"], total_steps, alpha=0.01)))
+
+    return train.Task(init, loss, optimizer, evaluate), model
 
 
 def plot_decision_map(classify, x_test, y_test, path, n=200):
@@ -66,58 +90,43 @@ def plot_decision_map(classify, x_test, y_test, path, n=200):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], dataset="yinyang", epochs=100, out="results/yinyang")
-    p.add_argument("--hidden", type=int, default=120)
+    p = parser(__doc__.splitlines()[0], dataset="yinyang", epochs=100, out="results/yinyang",
+               datasets=("yinyang",))
+    p.add_argument("--hidden", type=int, default=120, help="hidden SRM neurons")
     p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--tau", type=float, default=0.2)
-    p.add_argument("--t-cap", type=float, default=8.0)
+    p.add_argument("--lr", type=float, default=1e-2, help="initial Adam learning rate (cosine decay)")
+    p.add_argument("--tau", type=float, default=0.2, help="temperature of the TTFS cross-entropy")
+    p.add_argument("--t-cap", type=float, default=8.0, help="output spikes later than this count as this")
     p.add_argument("--hinge", type=float, default=1.0,
                    help="weight of the weight-sum hinge that keeps neurons able to fire")
     p.add_argument("--weight-mean", type=float, default=2.0)
     p.add_argument("--weight-std", type=float, default=2.0)
     args = p.parse_args(argv)
-    if args.dataset != "yinyang":
-        p.error("this experiment trains on --dataset yinyang only")
+    train.use_cpu_devices()  # one JAX device per core: several seeds train in parallel
     out = pathlib.Path(args.out)
     timer = Timer()
 
-    (xtr, ytr), (xte, yte) = data.load_yinyang(seed=args.seed)
+    # The data set is the same for every seed (the Yin-Yang paper's fixed train/test draw).
+    (xtr, ytr), (xte, yte) = data.load_yinyang(seed=0)
     xtr, xte = coding.ttfs_encode(xtr), coding.ttfs_encode(xte)
-    model, loss_fn = build(args)
-    key = jax.random.PRNGKey(args.seed)
-    k_init, k_data = jax.random.split(key)
-    params = model.init(k_init, xtr[:2])
-    steps = args.epochs * (len(xtr) // args.batch_size)
-    tx = optax.chain(optax.clip_by_global_norm(1.0),
-                     optax.adam(optax.cosine_decay_schedule(args.lr, steps, alpha=0.01)))
-    step = train.make_train_step(loss_fn, tx)
-    predict = lambda p, x: coding.first_spike_class(model.apply(p, x))
+    task, model = make_task(hidden=args.hidden, weight_mean=args.weight_mean, weight_std=args.weight_std,
+                            total_steps=args.epochs * (len(xtr) // args.batch_size))
+    hparams = dict(lr=args.lr, tau=args.tau, t_cap=args.t_cap, hinge=args.hinge)
+    runs = run_seeds(task, (xtr, ytr), (xte, yte), hparams, args, batch_size=args.batch_size, out=out)
 
-    @jax.jit
-    def run_epoch(state, k):
-        batches = data.epoch_batches(k, (xtr, ytr), args.batch_size)
-        state, m = train.scan_epoch(step, state, batches)
-        return state, m, jnp.mean(predict(state.params, xte) == yte)
-
-    state = train.create_state(params, tx)
-    history = []
-    for epoch in range(args.epochs):
-        state, m, test_acc = run_epoch(state, jax.random.fold_in(k_data, epoch))
-        rec = dict(epoch=epoch + 1, loss=float(m["loss"]), train_acc=float(m["acc"]), test_acc=float(test_acc))
-        history.append(rec)
-        if not args.quiet and (epoch + 1) % max(1, args.epochs // 10) == 0:
-            print(f"epoch {epoch + 1:4d}/{args.epochs}  loss {rec['loss']:.4f}  "
-                  f"train {rec['train_acc']:.4f}  test {rec['test_acc']:.4f}  ({timer():.0f}s)", flush=True)
-    train_acc = float(jnp.mean(predict(state.params, xtr) == ytr))
-    test_acc = float(jnp.mean(predict(state.params, xte) == yte))
-    result = dict(dataset="yinyang", model=f"SRM 4(+bias)-{args.hidden}-3 ramp", train_acc=train_acc,
-                  test_acc=test_acc, seconds=timer(), args=vars(args), history=history,
-                  command="python experiments/yinyang.py " + " ".join(sys.argv[1:] if argv is None else argv))
-    write_json(out / "result.json", result)
-    plot_history(history, out / "accuracy.png", title="Yin-Yang, SRM network")
-    plot_decision_map(lambda x: predict(state.params, coding.ttfs_encode(x)), xte, yte, out / "decision_map.png")
-    print(f"Yin-Yang: train accuracy {train_acc:.4f}, test accuracy {test_acc:.4f} ({timer():.0f}s)")
+    summary = summarize(runs, ("train_acc", "test_acc", "test_spikes_hidden"))
+    result = dict(dataset="yinyang", model=f"SRM 4(+bias)-{args.hidden}(+bias)-3 ramp", seeds=args.seeds,
+                  summary=summary, seconds=timer(), args=vars(args), command=command("yinyang.py", argv))
+    write_results(out, result, runs)
+    plot_history(runs, out / "accuracy.png", title="Yin-Yang, SRM network")
+    predict = jax.jit(lambda p, x: coding.first_spike_class(model.apply(p, x)))
+    plot_decision_map(lambda x: predict(runs[0]["params"], coding.ttfs_encode(x)), xte, yte,
+                      out / "decision_map.png")
+    acc = summary["test_acc"]
+    print(f"Yin-Yang, SRM {args.hidden} hidden, {len(args.seeds)} seed(s): test accuracy "
+          f"{100 * acc['mean']:.2f} ± {100 * acc['std']:.2f} % "
+          f"(per seed {', '.join(f'{100 * a:.2f}' for a in acc['per_seed'])}), "
+          f"{summary['test_spikes_hidden']['mean']:.1f} hidden spikes/sample, {timer():.0f} s")
     return result
 
 

@@ -98,8 +98,9 @@ def load_yinyang(seed: int = 0, n_train: int = 5000, n_test: int = 1000):
       ``((x_train, y_train), (x_test, y_test))`` as numpy arrays.
     """
     k_train, k_test = jax.random.split(jax.random.PRNGKey(seed))
-    train = tuple(np.asarray(a) for a in yinyang(k_train, n_train))
-    test = tuple(np.asarray(a) for a in yinyang(k_test, n_test))
+    sample = jax.jit(yinyang, static_argnums=1)
+    train = tuple(np.asarray(a) for a in sample(k_train, n_train))
+    test = tuple(np.asarray(a) for a in sample(k_test, n_test))
     return train, test
 
 

@@ -63,7 +63,7 @@ def ttfs_cross_entropy(t_out, labels, *, tau=1.0, t_silent=None, t_cap=None, cap
     t_label = jnp.take_along_axis(t, labels[..., None], axis=-1)[..., 0]
     nll = -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
     loss = nll
-    if alpha:
+    if not (isinstance(alpha, (int, float)) and alpha == 0):  # alpha may be traced (sweeps)
         tau_reg = tau if tau_reg is None else tau_reg
         loss = loss + alpha * (jnp.exp(t_label / tau_reg) - 1.0)
     return jnp.mean(loss)

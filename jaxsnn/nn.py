@@ -30,7 +30,8 @@ def srm_weight_init(mean: float = 2.0, std: float = 1.0, threshold: float = 1.0)
     the network active while the standard deviation gives every neuron its own selectivity.
     """
 
-    def init(key, shape, dtype=jnp.float32):
+    def init(key, shape, dtype=None):
+        dtype = jnp.result_type(float) if dtype is None else dtype  # float64 when x64 is enabled
         n_in = shape[0]
         z = jax.random.normal(key, shape, dtype)
         return threshold * (mean / n_in + std * z / jnp.sqrt(n_in)).astype(dtype)
@@ -110,12 +111,16 @@ class SRMMLP(nn.Module):
     spike_dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, t_in, *, train: bool = False):
+    def __call__(self, t_in, *, train: bool = False, return_hidden: bool = False):
+        """Output spike times ``[..., features[-1]]``; with ``return_hidden`` also the list of
+        every hidden layer's spike times (after dropout), e.g. to count spikes."""
         kw = dict(self.layer_kwargs or {})
-        t = t_in
+        t, hidden = t_in, []
         for i, f in enumerate(self.features):
             t = SRMDense(f, name=f"layer_{i}", **kw)(t)
-            if train and self.spike_dropout > 0 and i < len(self.features) - 1:
-                drop = jax.random.bernoulli(self.make_rng("dropout"), self.spike_dropout, t.shape)
-                t = jnp.where(drop, jnp.inf, t)
-        return t
+            if i < len(self.features) - 1:
+                if train and self.spike_dropout > 0:
+                    drop = jax.random.bernoulli(self.make_rng("dropout"), self.spike_dropout, t.shape)
+                    t = jnp.where(drop, jnp.inf, t)
+                hidden.append(t)
+        return (t, hidden) if return_hidden else t

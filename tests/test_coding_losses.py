@@ -61,3 +61,13 @@ def test_weight_sum_hinge():
     g = jax.grad(losses.weight_sum_hinge)(w)
     np.testing.assert_allclose(g, -np.ones((2, 2)))
     assert losses.weight_sum_hinge(w + 5.0) == 0
+
+
+def test_ttfs_cross_entropy_takes_traced_hyperparameters():
+    """tau, t_cap and alpha can be traced (vmapped sweeps) and give the concrete-value results."""
+    t = jnp.array([[0.5, 1.0, 2.0], [0.3, jnp.inf, 0.9]])
+    y = jnp.array([1, 0])
+    f = jax.jit(lambda tau, cap, a: losses.ttfs_cross_entropy(t, y, tau=tau, t_cap=cap, alpha=a))
+    for a in (0.0, 0.1):
+        np.testing.assert_allclose(f(0.2, 8.0, a), losses.ttfs_cross_entropy(t, y, tau=0.2, t_cap=8.0, alpha=a),
+                                   rtol=1e-12)
