@@ -198,6 +198,15 @@ def initialize_distributed(coordinator_address: Optional[str] = None, num_proces
     jax.distributed.initialize(coordinator_address, num_processes, process_id, **kwargs)
 
 
+def _mesh_axis(mesh: Optional[Mesh]):
+    """The name of the one axis of ``mesh`` (``None`` without a mesh)."""
+    if mesh is None:
+        return None
+    if len(mesh.axis_names) != 1:
+        raise ValueError(f"mesh must have one axis, got {mesh.axis_names}")
+    return mesh.axis_names[0]
+
+
 def _place(x, sharding):
     """Put a host array (the same on every process) onto ``sharding`` (works on several hosts)."""
     x = np.asarray(x)
@@ -405,11 +414,8 @@ def fit(task: Task, train_data, hparams=None, *, seed: int = 0, epochs: int, bat
         raise ValueError(f"batch_size={batch_size} is larger than the training set ({n} samples)")
     if eval_data is not None and task.evaluate is None:
         raise ValueError("eval_data given but the task has no evaluate function")
-    axis = None
+    axis = _mesh_axis(mesh)
     if mesh is not None:
-        if len(mesh.axis_names) != 1:
-            raise ValueError(f"mesh must have one axis, got {mesh.axis_names}")
-        axis = mesh.axis_names[0]
         if batch_size % mesh.size:
             raise ValueError(f"batch_size={batch_size} must be a multiple of the number of devices ({mesh.size})")
     replicated = None if mesh is None else NamedSharding(mesh, P())
@@ -591,11 +597,9 @@ def sweep(task: Task, train_data, configs: dict, *, epochs: int, batch_size: int
     seeds = configs.get("seed", np.zeros(n_cfg, np.int32)).astype(np.int32)
     hp_all = {k: v for k, v in configs.items() if k != "seed"}
     chunk = min(chunk_size or n_cfg, n_cfg)
-    axis, n_dev = None, 1
+    axis, n_dev = _mesh_axis(mesh), 1
     if mesh is not None:
-        if len(mesh.axis_names) != 1:
-            raise ValueError(f"mesh must have one axis, got {mesh.axis_names}")
-        axis, n_dev = mesh.axis_names[0], mesh.size
+        n_dev = mesh.size
         chunk = math.ceil(chunk / n_dev) * n_dev
     n_chunks = math.ceil(n_cfg / chunk)
     total = n_chunks * chunk
