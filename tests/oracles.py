@@ -92,3 +92,96 @@ def srm_first_spike_grid(t_in, w, theta, *, h, t_end, delays=None, kernel="ramp"
         idx = np.argmax(hit, axis=0)
         out[b] = np.where(hit.any(0), grid[idx], np.inf)
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Current-based LIF: ODE integration with events (scipy), and the Fast & Deep closed forms
+# ----------------------------------------------------------------------------------------------
+
+
+def lif_spikes_ode(t_in, w, *, tau_syn, tau_mem, theta, max_spikes, t_max=math.inf, rtol=1e-12):
+    """Spike times of one LIF neuron by numerical ODE integration (``scipy.integrate.solve_ivp``).
+
+    ``t_in`` is a list of input spike times (any order, ``inf`` ignored) and ``w`` the weight of
+    each. The state ``(u, i)`` is integrated with DOP853 between input spikes; threshold
+    crossings are located by the solver's event detection, after which ``u -> u - theta`` and the
+    integration restarts. Nothing here uses the closed forms of :mod:`jaxsnn.lif`.
+    """
+    from scipy.integrate import solve_ivp
+
+    ev = sorted((float(t), float(wi)) for t, wi in zip(t_in, w) if math.isfinite(t) and t <= t_max)
+    if not ev:
+        return []
+    t_end = t_max if math.isfinite(t_max) else ev[-1][0] + 60.0 * max(tau_mem, tau_syn)
+
+    def rhs(t, y):
+        return [-y[0] / tau_mem + y[1], -y[1] / tau_syn]
+
+    def hit(t, y):
+        return y[0] - theta
+
+    hit.terminal = True
+    hit.direction = 1
+    out = []
+    u, i, t = 0.0, 0.0, ev[0][0]
+    k = 0
+    while k < len(ev) or t < t_end:
+        while k < len(ev) and ev[k][0] <= t:
+            i += ev[k][1]
+            k += 1
+        stop = ev[k][0] if k < len(ev) else t_end
+        while t < stop:
+            sol = solve_ivp(rhs, (t, stop), [u, i], method="DOP853", rtol=rtol, atol=1e-14 * theta,
+                            events=hit)
+            if sol.t_events[0].size:
+                ts = float(sol.t_events[0][0])
+                u, i = sol.y_events[0][0]
+                out.append(ts)
+                if len(out) == max_spikes:
+                    return out
+                u -= theta
+                t = ts
+            else:
+                u, i = sol.y[:, -1]
+                t = stop
+        if k >= len(ev) and t >= t_end:
+            break
+    return out
+
+
+def fast_and_deep_first_spike(t_in, w, *, tau_syn, tau_ratio, theta):
+    """First spike of one neuron from the closed forms of Göltz et al. (2021), global sums.
+
+    Inputs sorted by time; for each prefix (the candidate causal set) the crossing is solved
+    with sums of ``w e^{t/tau}`` over the whole prefix (no anchoring); the first crossing that
+    falls between the last causal input and the next one is the spike. ``tau_ratio = 2``:
+    quadratic in ``e^{-t/tau_m}``; ``1``: Lambert W (``scipy.special.lambertw``).
+    """
+    from scipy.special import lambertw as W
+
+    ev = sorted((float(t), float(wi)) for t, wi in zip(t_in, w) if math.isfinite(t))
+    tau_m = tau_ratio * tau_syn
+    for n in range(1, len(ev) + 1):
+        ts = np.array([e[0] for e in ev[:n]])
+        ws = np.array([e[1] for e in ev[:n]])
+        lo = ts[-1]
+        hi = ev[n][0] if n < len(ev) else math.inf
+        if tau_ratio == 2:
+            A = np.sum(ws * np.exp(ts / tau_m))
+            Bc = np.sum(ws * np.exp(ts / tau_syn))
+            disc = A * A - 4.0 * Bc * theta / tau_m
+            if Bc <= 0 or disc < 0 or A <= 0:
+                continue
+            t = tau_m * math.log(2.0 * Bc / (A + math.sqrt(disc)))
+        else:
+            A = np.sum(ws * np.exp(ts / tau_syn))
+            Bt = np.sum(ws * ts * np.exp(ts / tau_syn))
+            if A <= 0:
+                continue
+            arg = -theta / (tau_syn * A) * math.exp(Bt / (tau_syn * A))
+            if arg < -math.exp(-1.0):
+                continue
+            t = Bt / A - tau_syn * float(W(arg, 0).real)
+        if lo <= t <= hi:
+            return t
+    return math.inf

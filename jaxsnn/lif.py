@@ -1,0 +1,525 @@
+r"""Current-based LIF neurons with exact, event-driven spike times and exact gradients.
+
+Model (Göltz et al., *Fast and energy-efficient neuromorphic deep learning with first-spike
+times*, Nat. Mach. Intell. 2021, "Fast & Deep"; Bacho & Chu, *Exploring Tradeoffs in Spiking
+Neural Networks*, Neural Computation 35(10), 2023, arXiv 2212.09500):
+
+.. math::
+
+    \frac{du}{dt} = -\frac{u}{\tau_m} + i, \qquad \frac{di}{dt} = -\frac{i}{\tau_s},
+    \qquad \tau_m = r\,\tau_s,\; r \in \{1, 2\},
+
+with ``u(0) = i(0) = 0``. An input spike through weight ``w`` adds ``w`` to ``i``. When ``u``
+reaches the threshold ``theta`` the neuron spikes and ``u -> u - theta`` (soft reset). With
+``max_spikes = 1`` this is the time-to-first-spike neuron of Fast & Deep; with more it is the
+multi-spike relaxation of Bacho & Chu.
+
+Between two events the state evolves in closed form. Anchored at time ``t0`` with state
+``(u0, i0)`` and ``s = t - t0``:
+
+* ``r = 2`` (``tau_m = 2 tau_s``): with :math:`x = e^{-s/\tau_m}` and :math:`b = \tau_m i_0`,
+  :math:`u = (u_0 + b)\,x - b\,x^2`, a quadratic in ``x``. The first crossing of ``theta`` is
+  the larger root :math:`x^* = (a + \sqrt{a^2 - 4 b \theta}) / (2b)`, ``a = u0 + b``, so
+  :math:`t^* = t_0 - \tau_m \ln x^*`.
+* ``r = 1`` (``tau_m = tau_s = tau``): with :math:`y = s/\tau`, :math:`B = \tau i_0`,
+  :math:`u = (u_0 + B y)\,e^{-y}`, and the first crossing is
+  :math:`y^* = -W_0\!\left(-\tfrac{\theta}{B} e^{-u_0/B}\right) - u_0/B` with the principal
+  branch of the Lambert W function (:func:`lambertw`).
+
+Event-driven algorithm. The input spikes of a sample are merged in time order (one sort), and
+all output neurons of all samples walk the events in lock step in a ``lax.while_loop``: at each
+event the state is advanced in closed form, the event's weight row is added to ``i``, and every
+neuron that crosses the threshold before the next event records a spike and restarts from
+``u = 0`` at its spike time (an inner loop, so a neuron may fire several times between two
+events). After the last event each neuron runs on to ``t_max``. There is no time grid: spike
+times are exact up to floating point. Only the test for a crossing runs on every event; square
+roots and logarithms are evaluated when some neuron fires.
+
+Exact gradients (implicit function theorem). Spike ``m`` of a neuron satisfies
+:math:`F_m = u(t_m) - \theta = 0` with
+
+.. math::
+
+    u(t) = \sum_j w_j\,\kappa(t - t_j) - \theta \sum_{k<m} e^{-(t - t_k)/\tau_m},
+
+:math:`\kappa(s) = \tau_m (e^{-s/\tau_m} - e^{-s/\tau_s})` (``r = 2``) or
+:math:`\kappa(s) = s\,e^{-s/\tau}` (``r = 1``) for ``s > 0``. So
+:math:`\mathrm{d}t_m = -(\partial F_m)/\dot u(t_m^-)`, and an earlier spike ``t_k`` moves
+``t_m`` through its reset (:math:`\partial F_m/\partial t_k = -\tfrac{\theta}{\tau_m}
+e^{-(t_m - t_k)/\tau_m}`). The backward pass runs this adjoint recursion over the spikes of each
+neuron (latest first) and then walks the events once, accumulating the weight and input-time
+gradients with suffix sums of exponentials. The gradients with respect to ``threshold`` and
+``tau_syn`` follow exactly from two scale invariances of the model (weights and threshold
+scaled together; all times, ``tau_syn`` and ``1/w`` scaled together). The slope
+:math:`\dot u(t_m^-)` vanishes at a tangent crossing; it is floored at
+``sqrt(eps) * theta / tau_m`` so gradients stay finite. Silent neurons, unused spike slots
+and inputs that never arrive get zero gradients. ``t_max`` gets zero gradient.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["spike_times", "lambertw", "TAU_RATIOS"]
+
+TAU_RATIOS = (1, 2)
+
+
+# ----------------------------------------------------------------------------------------------
+# Lambert W, principal branch
+# ----------------------------------------------------------------------------------------------
+
+_INV_E = math.exp(-1.0)
+
+
+@jax.custom_jvp
+def lambertw(x):
+    r"""Principal branch :math:`W_0(x)` of the Lambert W function, ``w e^w = x``, ``w >= -1``.
+
+    Defined for ``x >= -1/e``; returns NaN below (no warning), ``inf`` at ``inf``. Initial
+    guess from the branch-point series :math:`-1 + p - p^2/3 + 11 p^3/72`,
+    :math:`p = \sqrt{2(e x + 1)}` near ``-1/e``, ``log1p(x)`` in the middle and
+    :math:`L_1 - L_2 + L_2/L_1` for large ``x``; then five Halley steps (converged to the last
+    bit in float64 across the domain, see the tests). The derivative
+    :math:`W'(x) = e^{-W} / (1 + W)` is infinite at the branch point, as it should be.
+    """
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    branch = 2.0 * (math.e * x + 1.0)
+    p = jnp.sqrt(jnp.maximum(branch, 0.0))
+    w_branch = -1.0 + p * (1.0 + p * (-1.0 / 3.0 + p * (11.0 / 72.0)))
+    xs = jnp.maximum(x, 3.0)
+    l1 = jnp.log(xs)
+    l2 = jnp.log(l1)
+    w_large = l1 - l2 + l2 / l1
+    w = jnp.where(x < -0.25, w_branch, jnp.where(x < 3.0, jnp.log1p(jnp.maximum(x, -0.25)), w_large))
+    finite = jnp.isfinite(x) & (x >= -_INV_E)
+    w = jnp.where(finite, w, 0.0)
+    xf = jnp.where(finite, x, 0.0)
+    for _ in range(5):
+        ew = jnp.exp(w)
+        f = w * ew - xf
+        wp1 = w + 1.0
+        safe = jnp.abs(wp1) > 1e-7
+        wp1s = jnp.where(safe, wp1, 1.0)
+        denom = ew * wp1s - (w + 2.0) * f / (2.0 * wp1s)
+        step = jnp.where(safe & (denom != 0), f / jnp.where(denom != 0, denom, 1.0), 0.0)
+        w = w - step
+    w = jnp.where(x == -_INV_E, -1.0, w)
+    w = jnp.where(finite, w, jnp.where(x == jnp.inf, jnp.inf, jnp.nan))
+    return w
+
+
+@lambertw.defjvp
+def _lambertw_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    w = lambertw(x)
+    return w, dx * jnp.exp(-w) / (1.0 + w)
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation
+# ----------------------------------------------------------------------------------------------
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _validate(t_in, weights, tau_syn, threshold, tau_ratio, max_spikes, t_max):
+    if tau_ratio not in TAU_RATIOS:
+        raise ValueError(
+            f"tau_ratio must be 2 (tau_mem = 2 tau_syn, quadratic closed form) or 1 "
+            f"(tau_mem = tau_syn, Lambert W closed form), got {tau_ratio!r}"
+        )
+    if not isinstance(max_spikes, (int, np.integer)) or isinstance(max_spikes, bool) or max_spikes < 1:
+        raise ValueError(f"max_spikes must be a positive int (static), got {max_spikes!r}")
+    if jnp.ndim(weights) != 2:
+        raise ValueError(f"weights must have shape [n_in, n_out], got shape {jnp.shape(weights)}")
+    n_in, n_out = jnp.shape(weights)
+    if jnp.ndim(t_in) < 2 or jnp.shape(t_in)[-2] != n_in:
+        raise ValueError(
+            f"t_in must have shape [..., n_in, k_in] with n_in = {n_in} (rows of weights); "
+            f"got shape {jnp.shape(t_in)} (pass t[..., None] for one spike per input)"
+        )
+    if jnp.ndim(threshold) not in (0, 1) or (jnp.ndim(threshold) == 1 and jnp.shape(threshold)[0] not in (1, n_out)):
+        raise ValueError(
+            f"threshold must be a scalar or have shape [n_out] = [{n_out}], got shape {jnp.shape(threshold)}"
+        )
+    for name, v in (("tau_syn", tau_syn), ("t_max", t_max)):
+        if jnp.ndim(v) != 0:
+            raise ValueError(f"{name} must be a scalar, got shape {jnp.shape(v)}")
+    if _is_concrete(tau_syn) and not (float(tau_syn) > 0 and math.isfinite(float(tau_syn))):
+        raise ValueError(f"tau_syn must be positive and finite, got {float(tau_syn)}")
+    if _is_concrete(threshold) and not np.all(np.asarray(threshold) > 0):
+        raise ValueError("threshold must be positive")
+    if _is_concrete(t_max) and not float(t_max) >= 0:
+        raise ValueError(f"t_max must be non-negative (jnp.inf for no limit), got {float(t_max)}")
+    if _is_concrete(t_in) and np.any(np.isnan(np.asarray(t_in))):
+        raise ValueError("t_in contains NaN (use jnp.inf for inputs that do not spike)")
+
+
+# ----------------------------------------------------------------------------------------------
+# Forward: events in lock step, spikes in an inner loop
+# ----------------------------------------------------------------------------------------------
+
+
+class _Params(NamedTuple):
+    tau_syn: jax.Array
+    tau_m: jax.Array
+    theta: jax.Array  # [n_out]
+    t_max: jax.Array
+
+
+def _events(t_flat, t_max, k_in):
+    """Input spikes of each sample in time order: ``(time [B, E], input neuron [B, E])``.
+
+    Spikes after ``t_max`` are dropped (``inf``). One padding event (``inf``) is appended so
+    that every event has a successor.
+    """
+    from jaxsnn.srm import _argsort  # the fast exact float32 argsort
+
+    t = jnp.where(t_flat <= t_max, t_flat, jnp.inf)
+    order = _argsort(t, axis=1)
+    times = jnp.take_along_axis(t, order, axis=1)
+    times = jnp.pad(times, ((0, 0), (0, 1)), constant_values=jnp.inf)
+    src = jnp.pad(order // k_in, ((0, 0), (0, 1)))
+    return times, src, order
+
+
+def _crossing(ratio, u, c, span, theta, active):
+    """Does ``u`` reach ``theta`` within ``span`` of the anchor? (cheap: no sqrt, no log)
+
+    ``ratio = 2``: ``c = tau_m i``, ``span = exp(-(t_end - t_anchor)/tau_m)`` (1 = empty).
+    ``ratio = 1``: ``c = tau i``, ``span = (t_end - t_anchor)/tau`` (0 = empty, inf = no end).
+    """
+    if ratio == 2:
+        a = u + c
+        x = span
+        f_end = (c * x - a) * x + theta  # theta - u at the end of the span
+        vertex_in = (a >= 2.0 * c * x) & (a <= 2.0 * c)  # a/(2c) in [x, 1] for c > 0
+        return active & (c > 0) & (a > 0) & ((f_end <= 0) | (vertex_in & (a * a >= 4.0 * c * theta)))
+    # ratio 1: g(y) = (u + c y) e^{-y}; peak at y_p = 1 - u/c (c > 0) with value c e^{-y_p}.
+    y_end = span
+    e_end = jnp.exp(-jnp.where(jnp.isfinite(y_end), y_end, 0.0))
+    g_end = jnp.where(jnp.isfinite(y_end), (u + c * y_end) * e_end, 0.0)
+    y_p = 1.0 - u / jnp.where(c > 0, c, 1.0)
+    peak_in = (y_p >= 0) & (y_p <= y_end)
+    peak_hits = jnp.log(jnp.where(c > 0, c, 1.0) / theta) >= y_p
+    return active & (c > 0) & ((g_end >= theta) | (peak_in & peak_hits))
+
+
+def _crossing_point(ratio, u, c, span, theta, tau_m):
+    """Where the first crossing is, for neurons that cross: ``(ds, c_at, slope, rest)``.
+
+    ``ds``: time from the anchor; ``c_at``: the current variable at the spike; ``slope``:
+    ``du/dt`` just before the spike, ``(tau_m i* - theta) / tau_m``; ``rest``: the span from
+    the spike to the end of the interval.
+    """
+    if ratio == 2:
+        a = u + c
+        disc = jnp.maximum(a * a - 4.0 * c * theta, 0.0)
+        cs = jnp.where(c > 0, c, 1.0)
+        x = jnp.clip((a + jnp.sqrt(disc)) / (2.0 * cs), span, 1.0)
+        x = jnp.where(x > 0, x, 1.0)
+        c_at = c * x * x
+        return -tau_m * jnp.log(x), c_at, (c_at - theta) / tau_m, span / x
+    cs = jnp.where(c > 0, c, 1.0)
+    r = u / cs
+    arg = jnp.maximum(-(theta / cs) * jnp.exp(-jnp.minimum(r, 1.0)), -_INV_E)
+    y = jnp.clip(-lambertw(arg) - r, 0.0, span)
+    c_at = c * jnp.exp(-y)
+    return tau_m * y, c_at, (c_at - theta) / tau_m, span - y
+
+
+def _advance(ratio, u, c, span):
+    """State at the end of the span (no crossing inside it)."""
+    if ratio == 2:
+        x = span
+        return (u + c) * x - c * x * x, c * x * x
+    y = jnp.where(jnp.isfinite(span), span, 0.0)
+    e = jnp.exp(-y)
+    return (u + c * y) * e, c * e
+
+
+def _span(ratio, t_end, t_anchor, tau_m):
+    d = t_end - t_anchor
+    if ratio == 2:
+        return jnp.exp(-d / tau_m)
+    return d / tau_m
+
+
+class _State(NamedTuple):
+    u: jax.Array  # [B, n] membrane at the anchor
+    c: jax.Array  # [B, n] tau_m * current at the anchor
+    anchor: jax.Array  # [B, n] anchor time
+    span: jax.Array  # [B, n] span from the anchor to the end of the current interval
+    count: jax.Array  # [B, n] spikes recorded
+    times: jax.Array  # [B, n, K]
+    slopes: jax.Array  # [B, n, K]
+
+
+def _fire(ratio, p: _State, theta, tau_m, K):
+    """Record every spike until no neuron crosses within its current interval."""
+
+    def cond(carry):
+        return jnp.any(carry[1])
+
+    def body(carry):
+        s, cross = carry
+        ds, c_at, slope, rest = _crossing_point(ratio, s.u, s.c, s.span, theta, tau_m)
+        t_spike = s.anchor + ds
+        slot = (jnp.arange(K) == s.count[..., None]) & cross[..., None]
+        times = jnp.where(slot, t_spike[..., None], s.times)
+        slopes = jnp.where(slot, slope[..., None], s.slopes)
+        s = _State(
+            u=jnp.where(cross, 0.0, s.u),
+            c=jnp.where(cross, c_at, s.c),
+            anchor=jnp.where(cross, t_spike, s.anchor),
+            span=jnp.where(cross, rest, s.span),
+            count=s.count + cross,
+            times=times,
+            slopes=slopes,
+        )
+        return s, _crossing(ratio, s.u, s.c, s.span, theta, s.count < K)
+
+    cross = _crossing(ratio, p.u, p.c, p.span, theta, p.count < K)
+    return jax.lax.while_loop(cond, body, (p, cross))[0]
+
+
+def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
+    """Spike times ``[B, n, K]``, slopes before each spike, and the sorted events."""
+    B = t_flat.shape[0]
+    n = w.shape[1]
+    dtype = w.dtype
+    times_e, src_e, order = _events(t_flat, prm.t_max, k_in)
+    E = times_e.shape[1] - 1
+    theta, tau_m = prm.theta, prm.tau_m
+    empty = 1.0 if ratio == 2 else 0.0
+    zeros = jnp.zeros((B, n), dtype)
+    s0 = _State(
+        u=zeros, c=zeros, anchor=zeros, span=jnp.full((B, n), empty, dtype),
+        count=jnp.zeros((B, n), jnp.int32),
+        times=jnp.full((B, n, K), jnp.inf, dtype), slopes=jnp.zeros((B, n, K), dtype),
+    )
+
+    def cond(carry):
+        e, s = carry
+        return (e < E) & jnp.any(jnp.isfinite(times_e[:, e])) & jnp.any(s.count < K)
+
+    def body(carry):
+        e, s = carry
+        t_e = times_e[:, e][:, None]  # [B, 1]
+        t_next = times_e[:, e + 1][:, None]
+        here = jnp.isfinite(t_e)
+        # advance to the event (the span of every neuron ends at t_e by construction)
+        u, c = _advance(ratio, s.u, s.c, s.span)
+        c = c + tau_m * w[src_e[:, e]]
+        # the next interval ends at the next event; the last one waits for the tail
+        span = jnp.where(jnp.isfinite(t_next), _span(ratio, jnp.where(jnp.isfinite(t_next), t_next, 0.0), t_e, tau_m), empty)
+        s = _State(
+            u=jnp.where(here, u, s.u), c=jnp.where(here, c, s.c),
+            anchor=jnp.where(here, jnp.broadcast_to(t_e, (B, n)), s.anchor),
+            span=jnp.where(here, jnp.broadcast_to(span, (B, n)), s.span),
+            count=s.count, times=s.times, slopes=s.slopes,
+        )
+        return e + 1, _fire(ratio, s, theta, tau_m, K)
+
+    _, s = jax.lax.while_loop(cond, body, (jnp.int32(0), s0))
+    # the tail: from each neuron's anchor (last event or last spike) to t_max
+    tail = jnp.where(jnp.isfinite(prm.t_max), _span(ratio, prm.t_max, s.anchor, tau_m),
+                     0.0 if ratio == 2 else jnp.inf)
+    has_events = jnp.isfinite(times_e[:, :1])
+    s = s._replace(span=jnp.where(has_events, tail, empty))
+    s = _fire(ratio, s, theta, tau_m, K)
+    return s.times, s.slopes, times_e, src_e, order
+
+
+# ----------------------------------------------------------------------------------------------
+# Backward: adjoint over each neuron's spikes, then one pass over the events
+# ----------------------------------------------------------------------------------------------
+
+
+def _spike_adjoints(ratio, t_out, slopes, g, prm: _Params):
+    """Per spike: ``nu_m = -lambda_m / du/dt`` and the suffix sums the event pass needs.
+
+    Returns ``(psi1, psi2)`` with, for ``r = 2``, ``psi1_k = sum_{m>=k} nu_m e^{-(t_m-t_k)/tau_m}``
+    and ``psi2_k`` the same with ``tau_s``; for ``r = 1`` ``psi2_k = sum nu_m (t_m - t_k) e^{..}``.
+    """
+    tau_m, theta = prm.tau_m, prm.theta
+    valid = jnp.isfinite(t_out)
+    floor = math.sqrt(float(jnp.finfo(t_out.dtype).eps)) * theta[:, None] / tau_m
+    du = jnp.maximum(slopes, floor)
+    g = jnp.where(valid, g, 0.0)
+    t0 = jnp.where(valid, t_out, 0.0)
+    # reverse scan over the spike slots k = K-1 .. 0, carrying sums over later spikes
+    tk = jnp.moveaxis(t0, -1, 0)
+    vk = jnp.moveaxis(valid, -1, 0)
+    gk = jnp.moveaxis(g, -1, 0)
+    duk = jnp.moveaxis(du, -1, 0)
+    t_next = jnp.concatenate([tk[1:], tk[-1:]], axis=0)
+    v_next = jnp.concatenate([vk[1:], jnp.zeros_like(vk[-1:])], axis=0)
+
+    def step(carry, xs):
+        h1, h2 = carry  # sums over m > k+1 seen from t_{k+1}... re-based below
+        t, v, gg, d, tn, vn = xs
+        gap = jnp.where(vn & v, tn - t, 0.0)
+        dec = jnp.where(vn & v, jnp.exp(-gap / tau_m), 0.0)
+        if ratio == 2:
+            H1, H2 = dec * h1, dec * dec * h2  # sums over m > k seen from t_k
+        else:
+            H1, H2 = dec * h1, dec * (h2 + gap * h1)
+        nu = jnp.where(v, -(gg - theta / tau_m * H1) / d, 0.0)
+        if ratio == 2:
+            p1, p2 = nu + H1, nu + H2
+        else:
+            p1, p2 = nu + H1, H2
+        return (p1, p2), (p1, p2)
+
+    init = (jnp.zeros_like(tk[0]), jnp.zeros_like(tk[0]))
+    _, (psi1, psi2) = jax.lax.scan(step, init, (tk, vk, gk, duk, t_next, v_next), reverse=True)
+    return jnp.moveaxis(psi1, 0, -1), jnp.moveaxis(psi2, 0, -1)
+
+
+def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2):
+    """Walk the events once; at each, the suffix sums over the spikes after it give
+    ``dF/dw`` (summed into ``dw``) and ``dF/dt_in`` for that event.
+
+    Each neuron keeps a pointer to its first spike after the current event, with that spike's
+    time and suffix sums carried along, so the ``[B, n, K]`` arrays are only read (a gather)
+    when some pointer moves.
+    """
+    B, n, K = t_out.shape
+    E = times_e.shape[1] - 1
+    tau_m = prm.tau_m
+    flat = jnp.stack([jnp.where(jnp.isfinite(t_out), t_out, jnp.inf), psi1, psi2], axis=0).reshape(3, -1)
+    base = (jnp.arange(B * n, dtype=jnp.int32) * K).reshape(B, n)
+
+    def fetch(k):
+        idx = base + jnp.minimum(k, K - 1)
+        tk, p1, p2 = flat[0][idx], flat[1][idx], flat[2][idx]
+        return jnp.where(k < K, tk, jnp.inf), p1, p2
+
+    def cond(carry):
+        e = carry[0]
+        return (e < E) & jnp.any(jnp.isfinite(times_e[:, e]))
+
+    def body(carry):
+        e, k, cur, dw, dt = carry
+        t_e = times_e[:, e][:, None]
+
+        # first spike strictly after the event (spikes at t_e were caused before it)
+        def behind(c):
+            return jnp.isfinite(c[1][0]) & (c[1][0] <= t_e)
+
+        def adv_body(c):
+            k = c[0] + behind(c)
+            return k, fetch(k)
+
+        k, cur = jax.lax.while_loop(lambda c: jnp.any(behind(c)), adv_body, (k, cur))
+        tk, q1, q2 = cur
+        live = jnp.isfinite(tk) & jnp.isfinite(t_e)
+        gap = jnp.where(live, tk - t_e, 0.0)
+        d = jnp.where(live, jnp.exp(-gap / tau_m), 0.0)
+        rows = w[src_e[:, e]]  # [B, n]
+        if ratio == 2:
+            p_m, p_s = d * q1, d * d * q2  # e^{-s/tau_s} = (e^{-s/tau_m})^2
+            g_w = tau_m * (p_m - p_s)  # kappa(s) = tau_m (e^{-s/tau_m} - e^{-s/tau_s})
+            g_t = p_m - 2.0 * p_s  # -kappa'(s) / w
+        else:
+            p, q = d * q1, d * (q2 + gap * q1)
+            g_w = q  # kappa(s) = s e^{-s/tau}
+            g_t = q / tau_m - p  # -kappa'(s) / w = -(1 - s/tau) e^{-s/tau}
+        here = jnp.isfinite(t_e)
+        g_w = jnp.where(here, g_w, 0.0)
+        dw = dw.at[src_e[:, e]].add(g_w)
+        dt = dt.at[:, e].set(jnp.where(here[:, 0], jnp.sum(rows * g_t, axis=1), 0.0))
+        return e + 1, k, cur, dw, dt
+
+    k0 = jnp.zeros((B, n), jnp.int32)
+    init = (jnp.int32(0), k0, fetch(k0), jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
+    _, _, _, dw, dt_sorted = jax.lax.while_loop(cond, body, init)
+    return dw, dt_sorted
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
+def _spike_times(t_flat, w, tau_syn, theta, t_max, ratio, k_in, K):
+    prm = _Params(tau_syn, ratio * tau_syn, theta, t_max)
+    return _forward(t_flat, w, prm, ratio, k_in, K)[0]
+
+
+def _spike_times_fwd(t_flat, w, tau_syn, theta, t_max, ratio, k_in, K):
+    prm = _Params(tau_syn, ratio * tau_syn, theta, t_max)
+    t_out, slopes, times_e, src_e, order = _forward(t_flat, w, prm, ratio, k_in, K)
+    return t_out, (t_flat, w, prm, t_out, slopes, times_e, src_e, order)
+
+
+def _spike_times_bwd(ratio, k_in, K, res, g):
+    t_flat, w, prm, t_out, slopes, times_e, src_e, order = res
+    psi1, psi2 = _spike_adjoints(ratio, t_out, slopes, g, prm)
+    dw, dt_sorted = _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2)
+    B = t_flat.shape[0]
+    dt = jnp.zeros_like(t_flat).at[jnp.arange(B)[:, None], order].set(dt_sorted)
+    dt = jnp.where(jnp.isfinite(t_flat) & (t_flat <= prm.t_max), dt, 0.0)
+    # Scale invariances (exact for these formulas, see the module docstring):
+    #   (w, theta) -> c (w, theta) leaves spikes unchanged: theta_n dT/dtheta_n = -sum_j w_jn dT/dw_jn
+    #   (t, tau_syn, t_max, w) -> (c t, c tau_syn, c t_max, w / c) scales spikes by c.
+    wdw = jnp.sum(w * dw, axis=0)  # [n]
+    dtheta = -wdw / prm.theta
+    t_in0 = jnp.where(jnp.isfinite(t_flat), t_flat, 0.0)
+    gt = jnp.sum(jnp.where(jnp.isfinite(t_out), g * t_out, 0.0))
+    dtau = (gt - jnp.sum(t_in0 * dt) + jnp.sum(wdw)) / prm.tau_syn
+    return dt, dw, dtau, dtheta, jnp.zeros_like(prm.t_max)
+
+
+_spike_times.defvjp(_spike_times_fwd, _spike_times_bwd)
+
+
+# ----------------------------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------------------------
+
+
+def spike_times(t_in, weights, *, tau_syn, threshold, tau_ratio=2, max_spikes=1, t_max=jnp.inf):
+    r"""Exact output spike times of a layer of current-based LIF neurons with soft reset.
+
+    See the module docstring for the model, the closed forms and the gradients.
+
+    Args:
+      t_in: input spike times ``[..., n_in, k_in]``: ``k_in`` spikes per input neuron, sorted
+        ascending and padded with ``inf`` (pass ``t[..., None]`` for one spike each). ``inf``
+        means no spike. Spikes after ``t_max`` are ignored.
+      weights: ``[n_in, n_out]``; an input spike adds ``w`` to the synaptic current.
+      tau_syn: synaptic time constant (scalar, positive; may be traced).
+      threshold: scalar or ``[n_out]``, positive (may be traced).
+      tau_ratio: static ``tau_mem / tau_syn``, 2 or 1; anything else raises ``ValueError``.
+      max_spikes: static number of output spikes kept per neuron (``1``: first spike only).
+      t_max: only spikes at times ``<= t_max`` count (scalar, may be traced).
+
+    Returns:
+      ``[..., n_out, max_spikes]`` output spike times, ascending, ``inf``-padded; this is the
+      next layer's ``t_in``.
+
+    Raises:
+      ValueError: unsupported ``tau_ratio``, mismatched shapes, non-positive ``tau_syn`` or
+        ``threshold`` (when concrete), NaN input times.
+    """
+    _validate(t_in, weights, tau_syn, threshold, tau_ratio, max_spikes, t_max)
+    dtype = jnp.result_type(t_in, weights, float)
+    t_in = jnp.asarray(t_in, dtype)
+    w = jnp.asarray(weights, dtype)
+    n_in, n_out = w.shape
+    batch = t_in.shape[:-2]
+    k_in = t_in.shape[-1]
+    t_flat = t_in.reshape((-1, n_in * k_in))
+    theta = jnp.broadcast_to(jnp.asarray(threshold, dtype), (n_out,))
+    out = _spike_times(t_flat, w, jnp.asarray(tau_syn, dtype), theta, jnp.asarray(t_max, dtype),
+                       int(tau_ratio), int(k_in), int(max_spikes))
+    return out.reshape(batch + (n_out, max_spikes))
