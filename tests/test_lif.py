@@ -1,0 +1,280 @@
+"""jaxsnn.lif against an ODE integration (scipy, events), the Fast & Deep closed forms, and
+finite differences in float64."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import lambertw as scipy_lambertw
+
+from jaxsnn import lif
+from oracles import fast_and_deep_first_spike, lif_spikes_ode
+
+
+def random_case(rng, n_in=6, k_in=2, n_out=4, batch=2, mean=0.5, std=1.0, p_silent=0.2):
+    t = rng.uniform(0.0, 1.0, (batch, n_in, k_in))
+    t[rng.random(t.shape) < p_silent] = np.inf
+    t = np.sort(t, axis=-1)
+    w = rng.normal(mean, std, (n_in, n_out))
+    return t, w
+
+
+def ode_layer(t, w, *, tau_syn, ratio, theta, max_spikes, t_max=math.inf):
+    """[n_in, k_in] -> list over outputs of spike lists."""
+    n_in, k_in = t.shape
+    theta = np.broadcast_to(theta, (w.shape[1],))
+    return [
+        lif_spikes_ode(t.ravel(), np.repeat(w[:, j], k_in), tau_syn=tau_syn, tau_mem=ratio * tau_syn,
+                       theta=float(theta[j]), max_spikes=max_spikes, t_max=t_max)
+        for j in range(w.shape[1])
+    ]
+
+
+def assert_matches_ode(out, t, w, **kw):
+    for b in range(t.shape[0]):
+        ref = ode_layer(t[b], w, **kw)
+        for j, r in enumerate(ref):
+            got = out[b, j][np.isfinite(out[b, j])]
+            assert len(got) == len(r), (b, j, got, r)
+            np.testing.assert_allclose(got, r, rtol=0, atol=1e-9)
+
+
+def test_worked_example():
+    # inputs at 0, 0.01, 0.02 through weights 5, 5, 5; tau_syn 0.1, tau_mem 0.2, threshold 0.1
+    t = jnp.array([0.0, 0.01, 0.02])[:, None]
+    out = lif.spike_times(t, jnp.full((3, 1), 5.0), tau_syn=0.1, threshold=0.1, max_spikes=6)
+    np.testing.assert_allclose(out[0, :4], [0.016041, 0.025065, 0.033280, 0.042249], atol=5e-7)
+    ref = lif_spikes_ode([0.0, 0.01, 0.02], [5.0] * 3, tau_syn=0.1, tau_mem=0.2, theta=0.1, max_spikes=6)
+    np.testing.assert_allclose(out[0], ref, atol=1e-10)
+    # the same three spikes from one input neuron (k_in = 3)
+    out3 = lif.spike_times(jnp.array([[0.0, 0.01, 0.02]]), jnp.full((1, 1), 5.0), tau_syn=0.1,
+                           threshold=0.1, max_spikes=6)
+    np.testing.assert_allclose(out3, out, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("ratio", [2, 1])
+@pytest.mark.parametrize("max_spikes", [1, 6])
+def test_matches_ode(ratio, max_spikes):
+    rng = np.random.default_rng(10 * ratio + max_spikes)
+    t, w = random_case(rng)  # mixed signs: excitatory and inhibitory
+    kw = dict(tau_syn=0.3, ratio=ratio, theta=np.array([0.4, 0.5, 0.3, 0.45]), max_spikes=max_spikes, t_max=2.0)
+    out = np.asarray(lif.spike_times(t, w, tau_syn=0.3, threshold=kw["theta"], tau_ratio=ratio,
+                                     max_spikes=max_spikes, t_max=2.0))
+    assert out.shape == (2, 4, max_spikes)
+    assert_matches_ode(out, t, w, **kw)
+    assert np.isfinite(out).sum() > 2 * max_spikes  # the case exercises spikes
+    assert np.all(np.diff(np.where(np.isfinite(out), out, 1e9), axis=-1) >= 0)  # sorted, inf last
+
+
+@pytest.mark.parametrize("ratio", [2, 1])
+def test_many_spikes_between_events_and_tail(ratio):
+    # strong input, long tail after the last event: several spikes per interval, up to t_max
+    t = np.array([[[0.0], [0.05]]])
+    w = np.array([[3.0], [-0.5]])
+    out = np.asarray(lif.spike_times(t, w, tau_syn=0.2, threshold=0.05, tau_ratio=ratio, max_spikes=40, t_max=1.0))
+    ref = ode_layer(t[0], w, tau_syn=0.2, ratio=ratio, theta=0.05, max_spikes=40, t_max=1.0)[0]
+    assert len(ref) > 5 and sum(r < 0.05 for r in ref) >= 2
+    got = out[0, 0][np.isfinite(out[0, 0])]
+    np.testing.assert_allclose(got, ref, atol=1e-9)
+    # a full buffer keeps the first spikes
+    few = np.asarray(lif.spike_times(t, w, tau_syn=0.2, threshold=0.05, tau_ratio=ratio, max_spikes=3, t_max=1.0))
+    np.testing.assert_allclose(few[0, 0], ref[:3], atol=1e-9)
+
+
+@pytest.mark.parametrize("ratio", [2, 1])
+def test_single_spike_is_fast_and_deep(ratio):
+    rng = np.random.default_rng(3 + ratio)
+    t, w = random_case(rng, n_in=8, k_in=1, n_out=6, batch=3, mean=0.8)
+    out = np.asarray(lif.spike_times(t, w, tau_syn=0.25, threshold=0.3, tau_ratio=ratio))[..., 0]
+    ref = np.array([[fast_and_deep_first_spike(t[b, :, 0], w[:, j], tau_syn=0.25, tau_ratio=ratio, theta=0.3)
+                     for j in range(6)] for b in range(3)])
+    assert np.array_equal(np.isfinite(out), np.isfinite(ref)) and np.isfinite(ref).sum() >= 6
+    np.testing.assert_allclose(out[np.isfinite(out)], ref[np.isfinite(ref)], rtol=0, atol=1e-12)
+
+
+def test_t_max_and_late_inputs():
+    t = np.array([[[0.1], [0.5]]])
+    w = np.array([[2.0], [4.0]])
+    full = np.asarray(lif.spike_times(t, w, tau_syn=0.1, threshold=0.05, max_spikes=20))
+    cut = np.asarray(lif.spike_times(t, w, tau_syn=0.1, threshold=0.05, max_spikes=20, t_max=0.4))
+    f = full[0, 0]
+    np.testing.assert_allclose(cut[0, 0][np.isfinite(cut[0, 0])], f[f <= 0.4], atol=1e-12)
+    # the input at 0.5 > t_max is ignored, and nothing happens without inputs
+    silent = lif.spike_times(jnp.full((1, 2, 1), jnp.inf), jnp.ones((2, 3)), tau_syn=0.1, threshold=0.1, max_spikes=2)
+    assert np.all(np.isinf(silent))
+
+
+def test_chained_layers_match_ode():
+    rng = np.random.default_rng(7)
+    t, w1 = random_case(rng, n_in=5, k_in=1, n_out=4, batch=1, mean=2.0, std=0.5)
+    w2 = rng.normal(0.6, 0.8, (4, 3))
+    h = lif.spike_times(t, w1, tau_syn=0.2, threshold=0.1, max_spikes=4, t_max=1.5)
+    o = np.asarray(lif.spike_times(h, w2, tau_syn=0.2, threshold=0.3, max_spikes=3, t_max=1.5))
+    assert h.shape == (1, 4, 4) and o.shape == (1, 3, 3) and np.isfinite(h).sum() >= 4
+    assert_matches_ode(o, np.asarray(h), w2, tau_syn=0.2, ratio=2, theta=0.3, max_spikes=3, t_max=1.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradients
+# ---------------------------------------------------------------------------------------------
+
+
+def central_fd(f, x, eps=1e-6):
+    x = np.array(x, dtype=float)
+    g = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        if not np.isfinite(x[idx]):
+            continue
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += eps
+        xm[idx] -= eps
+        g[idx] = (f(xp) - f(xm)) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("ratio", [2, 1])
+@pytest.mark.parametrize("max_spikes", [1, 5])
+def test_gradients_match_finite_differences(ratio, max_spikes):
+    rng = np.random.default_rng(100 + 10 * ratio + max_spikes)
+    t, w = random_case(rng, n_in=5, k_in=2, n_out=3, mean=0.6)
+    c = rng.normal(size=(2, 3, max_spikes))
+    theta = np.array([0.4, 0.5, 0.3])
+
+    @jax.jit
+    def loss(t, w, tau, th):
+        o = lif.spike_times(t, w, tau_syn=tau, threshold=th, tau_ratio=ratio, max_spikes=max_spikes, t_max=2.5)
+        return jnp.sum(jnp.where(jnp.isfinite(o), o * c, 0.0))
+
+    n = np.isfinite(np.asarray(lif.spike_times(t, w, tau_syn=0.3, threshold=theta, tau_ratio=ratio,
+                                               max_spikes=max_spikes, t_max=2.5))).sum()
+    assert n >= 3
+    g = jax.grad(loss, argnums=(0, 1, 2, 3))(jnp.asarray(t), jnp.asarray(w), 0.3, jnp.asarray(theta))
+    fd = (
+        central_fd(lambda x: loss(x, w, 0.3, theta), t),
+        central_fd(lambda x: loss(t, x, 0.3, theta), w),
+        central_fd(lambda x: loss(t, w, x, theta), np.array(0.3)),
+        central_fd(lambda x: loss(t, w, 0.3, x), theta),
+    )
+    for name, a, b in zip(("t_in", "weights", "tau_syn", "threshold"), g, fd):
+        assert np.all(np.isfinite(a)), name
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert np.all(np.asarray(g[0])[~np.isfinite(t)] == 0)
+
+
+def test_scalar_threshold_gradient():
+    rng = np.random.default_rng(5)
+    t, w = random_case(rng, n_in=4, k_in=1, n_out=3, mean=0.8)
+
+    @jax.jit
+    def loss(th):
+        o = lif.spike_times(t, w, tau_syn=0.3, threshold=th, max_spikes=3)
+        return jnp.sum(jnp.where(jnp.isfinite(o), o, 0.0))
+
+    np.testing.assert_allclose(jax.grad(loss)(0.4), central_fd(loss, np.array(0.4)),
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("ratio", [2, 1])
+def test_gradients_finite_at_tangent_and_silent(ratio):
+    tau = 0.1
+    tau_m = ratio * tau
+    # one input at t = 0: the membrane peak equals the threshold exactly (tangent crossing)
+    if ratio == 2:
+        w_tan = 4.0 * 0.1 / tau_m  # u = tau_m w (x - x^2), peak tau_m w / 4
+    else:
+        w_tan = 0.1 * math.e / tau  # u = w s e^{-s/tau}, peak w tau / e
+    w = jnp.array([[w_tan * (1 + 1e-12), 0.01, -1.0]])
+    t = jnp.zeros((1, 1, 1))
+
+    def loss(t, w):
+        o = lif.spike_times(t, w, tau_syn=tau, threshold=0.1, tau_ratio=ratio, max_spikes=2)
+        return jnp.sum(jnp.where(jnp.isfinite(o), o, 0.0))
+
+    gt, gw = jax.grad(loss, argnums=(0, 1))(t, w)
+    assert np.all(np.isfinite(gt)) and np.all(np.isfinite(gw))
+    assert gw[0, 1] == 0 and gw[0, 2] == 0  # silent neurons
+    # float32 too
+    g32 = jax.grad(loss, argnums=1)(t.astype(jnp.float32), w.astype(jnp.float32))
+    assert np.all(np.isfinite(g32))
+
+
+# ---------------------------------------------------------------------------------------------
+# Transformations, properties, errors
+# ---------------------------------------------------------------------------------------------
+
+
+def test_jit_vmap_over_hyperparameters():
+    rng = np.random.default_rng(11)
+    t, w = random_case(rng, batch=3)
+    f = lambda tau, th, tm: lif.spike_times(t, w, tau_syn=tau, threshold=th, max_spikes=4, t_max=tm)
+    taus, ths, tms = jnp.array([0.2, 0.3]), jnp.array([0.3, 0.5]), jnp.array([1.0, 2.0])
+    batched = jax.jit(jax.vmap(f))(taus, ths, tms)
+    for i in range(2):
+        np.testing.assert_allclose(batched[i], f(float(taus[i]), float(ths[i]), float(tms[i])), rtol=1e-12)
+    # the batch axis of inputs is independent: each sample alone gives the same answer
+    full = lif.spike_times(t, w, tau_syn=0.3, threshold=0.4, max_spikes=4)
+    for b in range(3):
+        np.testing.assert_array_equal(full[b], lif.spike_times(t[b], w, tau_syn=0.3, threshold=0.4, max_spikes=4))
+
+
+def test_permutation_and_float32():
+    rng = np.random.default_rng(12)
+    t, w = random_case(rng, n_in=7, k_in=1, n_out=5, batch=2)
+    perm = rng.permutation(7)
+    a = lif.spike_times(t, w, tau_syn=0.3, threshold=0.4, max_spikes=3)
+    b = lif.spike_times(t[:, perm], w[perm], tau_syn=0.3, threshold=0.4, max_spikes=3)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    c = lif.spike_times(t.astype(np.float32), w.astype(np.float32), tau_syn=0.3, threshold=0.4, max_spikes=3)
+    assert c.dtype == jnp.float32
+    assert np.array_equal(np.isfinite(a), np.isfinite(c))
+    np.testing.assert_allclose(c[np.isfinite(c)], a[np.isfinite(a)], atol=1e-4)
+
+
+def test_bad_input_raises():
+    t, w = jnp.zeros((2, 3, 1)), jnp.ones((3, 4))
+    with pytest.raises(ValueError, match="tau_ratio"):
+        lif.spike_times(t, w, tau_syn=0.1, threshold=1.0, tau_ratio=3)
+    with pytest.raises(ValueError, match="t_in"):
+        lif.spike_times(jnp.zeros((2, 4, 1)), w, tau_syn=0.1, threshold=1.0)
+    with pytest.raises(ValueError, match="t_in"):
+        lif.spike_times(jnp.zeros((3,)), w, tau_syn=0.1, threshold=1.0)
+    with pytest.raises(ValueError, match="weights"):
+        lif.spike_times(t, jnp.ones(3), tau_syn=0.1, threshold=1.0)
+    with pytest.raises(ValueError, match="tau_syn"):
+        lif.spike_times(t, w, tau_syn=0.0, threshold=1.0)
+    with pytest.raises(ValueError, match="tau_syn"):
+        lif.spike_times(t, w, tau_syn=-1.0, threshold=1.0)
+    with pytest.raises(ValueError, match="threshold"):
+        lif.spike_times(t, w, tau_syn=0.1, threshold=jnp.ones(3))
+    with pytest.raises(ValueError, match="threshold"):
+        lif.spike_times(t, w, tau_syn=0.1, threshold=-1.0)
+    with pytest.raises(ValueError, match="max_spikes"):
+        lif.spike_times(t, w, tau_syn=0.1, threshold=1.0, max_spikes=0)
+    with pytest.raises(ValueError, match="NaN"):
+        lif.spike_times(jnp.full((2, 3, 1), jnp.nan), w, tau_syn=0.1, threshold=1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lambert W
+# ---------------------------------------------------------------------------------------------
+
+
+def test_lambertw_matches_scipy():
+    x = np.concatenate([np.linspace(-0.36, 0.0, 50), np.linspace(0.0, 5.0, 50), np.logspace(0, 300, 40)])
+    np.testing.assert_allclose(lif.lambertw(x), scipy_lambertw(x, 0).real, rtol=1e-13, atol=1e-15)
+    # near the branch point W is ill-conditioned (dW/dx = e^{-W} / (1 + W)): compare within
+    # what the rounding of x allows, and check the defining equation
+    x = -np.exp(-1.0) + np.logspace(-14, -2, 40)
+    w, ref = np.asarray(lif.lambertw(x)), scipy_lambertw(x, 0).real
+    assert np.all(np.abs(w - ref) <= 1e-15 / np.abs(1 + ref) + 1e-14)
+    np.testing.assert_allclose(w * np.exp(w), x, rtol=1e-14)
+    assert float(lif.lambertw(-np.exp(-1.0))) == pytest.approx(-1.0, abs=1e-7)
+    assert np.isnan(lif.lambertw(-0.5)) and lif.lambertw(np.inf) == np.inf
+
+
+def test_lambertw_derivative():
+    for x in (-0.3, -0.1, 0.5, 3.0, 40.0):
+        fd = (scipy_lambertw(x + 1e-7).real - scipy_lambertw(x - 1e-7).real) / 2e-7
+        assert float(jax.grad(lif.lambertw)(x)) == pytest.approx(fd, rel=1e-6)
