@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-__all__ = ["ttfs_encode", "ttfs_decode", "first_spike_class"]
+__all__ = ["ttfs_encode", "ttfs_decode", "first_spike_class", "spike_counts", "count_class"]
 
 
 def ttfs_encode(x, *, t_min=0.0, t_max=1.0, silent_below=None):
@@ -48,3 +48,17 @@ def first_spike_class(t):
     Ties go to the lowest index; an all-silent row returns 0.
     """
     return jnp.argmin(t, axis=-1)
+
+
+def spike_counts(t):
+    """Number of spikes per neuron: finite entries along the last axis of ``[..., n, K]``."""
+    return jnp.sum(jnp.isfinite(t), axis=-1)
+
+
+def count_class(t):
+    """Decision of a rate (spike count) output layer ``[..., n_out, K]``: the neuron with the most
+    spikes; ties go to the neuron whose first spike is earliest (then the lowest index)."""
+    counts = spike_counts(t)
+    first = jnp.min(t, axis=-1)
+    best = counts == jnp.max(counts, axis=-1, keepdims=True)
+    return jnp.argmin(jnp.where(best, first, jnp.inf), axis=-1)

@@ -17,7 +17,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["ttfs_cross_entropy", "finite_times", "soft_cap", "weight_sum_hinge"]
+__all__ = [
+    "ttfs_cross_entropy", "finite_times", "soft_cap", "weight_sum_hinge",
+    "soft_spike_count", "spike_count_loss", "spike_count_cross_entropy",
+]
 
 
 def finite_times(t, t_silent):
@@ -88,3 +91,47 @@ def weight_sum_hinge(weights, margin=1.0):
     ``weights [n_in, n_out]`` above ``margin``.
     """
     return jnp.sum(jax.nn.relu(margin - jnp.sum(weights, axis=0)))
+
+
+@jax.custom_jvp
+def soft_spike_count(t, time_scale=1.0):
+    r"""Spike count of each neuron ``[..., n, K] -> [..., n]`` with a gradient for every spike.
+
+    The value is the number of finite spike times. The count is piecewise constant in the spike
+    times, so (Bacho & Chu 2023) its error is passed to every spike of the neuron: the
+    derivative is :math:`\partial c / \partial t_m = -1/T` for each emitted spike (``T =
+    time_scale``), i.e. moving spikes earlier makes room for more spikes before ``t_max``.
+    Silent slots get zero gradient.
+    """
+    return jnp.sum(jnp.isfinite(t), axis=-1).astype(jnp.result_type(t, float))
+
+
+@soft_spike_count.defjvp
+def _soft_spike_count_jvp(primals, tangents):
+    t, time_scale = primals
+    dt = tangents[0]
+    fired = jnp.isfinite(t)
+    return soft_spike_count(t, time_scale), -jnp.sum(jnp.where(fired, dt, 0.0), axis=-1) / time_scale
+
+
+def spike_count_loss(t_out, labels, *, target_true=15.0, target_false=3.0, time_scale=1.0):
+    r"""Squared error between output spike counts and target counts (Bacho & Chu 2023).
+
+    .. math::
+
+        L = \tfrac12 \sum_k (c_k - \hat c_k)^2, \qquad
+        \hat c_k = \text{target\_true if } k = y \text{ else target\_false},
+
+    averaged over the batch. ``t_out [B, n_out, K]``; the gradient reaches every spike of a
+    neuron through :func:`soft_spike_count`.
+    """
+    c = soft_spike_count(t_out, time_scale)
+    target = jnp.where(jax.nn.one_hot(labels, c.shape[-1], dtype=bool), target_true, target_false)
+    return jnp.mean(0.5 * jnp.sum((c - target) ** 2, axis=-1))
+
+
+def spike_count_cross_entropy(t_out, labels, *, temperature=1.0, time_scale=1.0):
+    """Softmax cross-entropy on spike counts ``c_k / temperature`` (gradient as in
+    :func:`soft_spike_count`), averaged over the batch."""
+    c = soft_spike_count(t_out, time_scale) / temperature
+    return jnp.mean(-jnp.take_along_axis(jax.nn.log_softmax(c), labels[..., None], axis=-1)[..., 0])

@@ -1,6 +1,7 @@
 """Flax (linen) modules: thin wrappers around the functional core.
 
-Each module owns its parameters and calls a pure function of :mod:`jaxsnn.srm`; the
+Each module owns its parameters and calls a pure function of :mod:`jaxsnn.srm` or
+:mod:`jaxsnn.lif`; the
 functional core stays usable without Flax.
 """
 
@@ -12,9 +13,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxsnn import srm
+from jaxsnn import lif, srm
 
-__all__ = ["SRMDense", "SRMMLP", "srm_weight_init"]
+__all__ = ["SRMDense", "SRMMLP", "srm_weight_init", "LIFDense", "LIFMLP"]
 
 
 def srm_weight_init(mean: float = 2.0, std: float = 1.0, threshold: float = 1.0):
@@ -122,5 +123,83 @@ class SRMMLP(nn.Module):
                 if train and self.spike_dropout > 0:
                     drop = jax.random.bernoulli(self.make_rng("dropout"), self.spike_dropout, t.shape)
                     t = jnp.where(drop, jnp.inf, t)
+                hidden.append(t)
+        return (t, hidden) if return_hidden else t
+
+
+# ----------------------------------------------------------------------------------------------
+# Current-based LIF layers with exact spike times (jaxsnn.lif)
+# ----------------------------------------------------------------------------------------------
+
+
+class LIFDense(nn.Module):
+    """A dense layer of current-based LIF neurons (:func:`jaxsnn.lif.spike_times`).
+
+    Input ``[..., n_in, k_in]`` spike times (``k_in`` per input neuron, ``inf``-padded), output
+    ``[..., features, max_spikes]``: layers chain directly. ``max_spikes = 1`` is the Fast &
+    Deep (time-to-first-spike) neuron, more is the multi-spike neuron of Bacho & Chu.
+
+    Attributes:
+      features: number of neurons.
+      tau_syn: synaptic time constant; ``tau_mem = tau_ratio * tau_syn``.
+      threshold: firing threshold.
+      tau_ratio: 2 or 1.
+      max_spikes: spikes kept per neuron.
+      t_max: spikes after ``t_max`` are dropped.
+      weight_low, weight_high: weights start uniform in ``[low, high)`` (the reference code:
+        ``U(0, 1)`` for single-spike, ``U(-1, 1)`` for multi-spike networks).
+    """
+
+    features: int
+    tau_syn: float = 0.13
+    threshold: float = 1.0
+    tau_ratio: int = 2
+    max_spikes: int = 1
+    t_max: float = jnp.inf
+    weight_low: float = -1.0
+    weight_high: float = 1.0
+
+    @nn.compact
+    def __call__(self, t_in):
+        n_in = t_in.shape[-2]
+        low, high = self.weight_low, self.weight_high
+
+        def init(key, shape, dtype=None):
+            dtype = jnp.result_type(float) if dtype is None else dtype
+            return jax.random.uniform(key, shape, dtype, low, high)
+
+        w = self.param("kernel", init, (n_in, self.features))
+        return lif.spike_times(t_in, w, tau_syn=self.tau_syn, threshold=self.threshold,
+                               tau_ratio=self.tau_ratio, max_spikes=self.max_spikes, t_max=self.t_max)
+
+
+class LIFMLP(nn.Module):
+    """A stack of :class:`LIFDense` layers with per-layer thresholds and spike budgets.
+
+    Attributes:
+      features: neurons per layer, e.g. ``(800, 10)``.
+      thresholds: one per layer.
+      max_spikes: one per layer (e.g. ``(30, 30)``; ``(1, 1)`` for Fast & Deep).
+      layer_kwargs: given to every layer (``tau_syn``, ``tau_ratio``, ``t_max``, weight range).
+    """
+
+    features: Sequence[int]
+    thresholds: Sequence[float]
+    max_spikes: Sequence[int]
+    layer_kwargs: dict = None
+
+    @nn.compact
+    def __call__(self, t_in, *, return_hidden: bool = False):
+        """``t_in [..., n_in]`` (one spike per input) or ``[..., n_in, k_in]``; returns the
+        output ``[..., features[-1], max_spikes[-1]]`` and, with ``return_hidden``, the list of
+        hidden layers' spike times."""
+        if not (len(self.features) == len(self.thresholds) == len(self.max_spikes)):
+            raise ValueError("features, thresholds and max_spikes must have one entry per layer")
+        kw = dict(self.layer_kwargs or {})
+        t = t_in[..., None] if t_in.ndim < 3 else t_in
+        hidden = []
+        for i, (f, th, k) in enumerate(zip(self.features, self.thresholds, self.max_spikes)):
+            t = LIFDense(f, threshold=th, max_spikes=k, name=f"layer_{i}", **kw)(t)
+            if i < len(self.features) - 1:
                 hidden.append(t)
         return (t, hidden) if return_hidden else t

@@ -54,3 +54,39 @@ def test_every_experiment_documents_the_common_flags(script, capsys):
     out = capsys.readouterr().out
     for flag in ("--dataset", "--model", "--epochs", "--seeds", "--out", "--data-dir", "--quiet"):
         assert flag in out, (script, flag)
+
+
+def _write_idx(path, array):
+    import gzip
+
+    import numpy as np
+
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + np.asarray(array, np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("model", ["multi", "single"])
+def test_lif_script_runs_on_synthetic_emnist_balanced(tmp_path, model):
+    import numpy as np
+
+    import mnist_lif
+    from jaxsnn import data
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data" / "emnist"
+    folder.mkdir(parents=True)
+    for sp, n in (("train", 60), ("test", 20)):
+        img_f, lab_f = data.DATASETS["emnist/balanced"][sp]
+        img = rng.integers(0, 256, (n, 28, 28)) * (rng.random((n, 28, 28)) < 0.2)
+        _write_idx(folder / img_f, img)
+        _write_idx(folder / lab_f, rng.integers(0, 47, n))
+    out = tmp_path / "out"
+    result = mnist_lif.main(["--dataset", "emnist/balanced", "--model", model, "--epochs", "1", "--hidden", "12",
+                             "--max-spikes", "3", "3", "--batch-size", "20", "--no-verify", "--quiet",
+                             "--data-dir", str(tmp_path / "data"), "--out", str(out)])
+    assert result["config"]["max_spikes"] == (3, 3) and "47" in result["model"]
+    saved = json.loads((out / "result.json").read_text())
+    assert set(saved["noise_robustness"]) == {"jitter", "delete"} and len(saved["accuracy_over_time"]["time"]) == 41
+    for f in ("accuracy.png", "latency_noise.png", "results.csv", "metrics.jsonl"):
+        assert (out / f).exists(), f

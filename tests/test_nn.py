@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxsnn import coding, nn, srm
 
@@ -71,3 +72,24 @@ def test_mlp_returns_hidden_spike_times_on_request():
 def test_weight_init_follows_the_default_float_dtype():
     params = nn.SRMDense(3).init(jax.random.PRNGKey(0), jnp.zeros((1, 4)))
     assert params["params"]["kernel"].dtype == jnp.result_type(float)
+
+
+def test_lif_modules_wrap_the_functional_core():
+    from jaxsnn import lif
+
+    x = jnp.array(np.random.default_rng(0).uniform(0, 0.1, (3, 20)))
+    layer = nn.LIFDense(7, threshold=0.2, max_spikes=4, t_max=0.3, weight_low=0.0, weight_high=1.0)
+    params = layer.init(jax.random.PRNGKey(0), x[..., None])
+    w = params["params"]["kernel"]
+    assert w.shape == (20, 7) and float(w.min()) >= 0.0 and float(w.max()) < 1.0
+    out = layer.apply(params, x[..., None])
+    np.testing.assert_array_equal(out, lif.spike_times(x[..., None], w, tau_syn=0.13, threshold=0.2,
+                                                       max_spikes=4, t_max=0.3))
+    mlp = nn.LIFMLP((16, 5), thresholds=(0.2, 0.5), max_spikes=(4, 2), layer_kwargs=dict(t_max=0.3))
+    p = mlp.init(jax.random.PRNGKey(1), x)
+    o, (h,) = mlp.apply(p, x, return_hidden=True)
+    assert o.shape == (3, 5, 2) and h.shape == (3, 16, 4)
+    np.testing.assert_array_equal(o, lif.spike_times(h, p["params"]["layer_1"]["kernel"], tau_syn=0.13,
+                                                     threshold=0.5, max_spikes=2, t_max=0.3))
+    with pytest.raises(ValueError, match="one entry per layer"):
+        nn.LIFMLP((16, 5), thresholds=(0.2,), max_spikes=(4, 2)).init(jax.random.PRNGKey(1), x)
