@@ -162,8 +162,14 @@ def _validate(t_in, weights, tau_syn, threshold, tau_ratio, max_spikes, t_max):
         raise ValueError("threshold must be positive")
     if _is_concrete(t_max) and not float(t_max) >= 0:
         raise ValueError(f"t_max must be non-negative (jnp.inf for no limit), got {float(t_max)}")
-    if _is_concrete(t_in) and np.any(np.isnan(np.asarray(t_in))):
-        raise ValueError("t_in contains NaN (use jnp.inf for inputs that do not spike)")
+    if _is_concrete(t_in):
+        t = np.asarray(t_in)
+        if np.any(np.isnan(t)):
+            raise ValueError("t_in contains NaN (use jnp.inf for inputs that do not spike)")
+        with np.errstate(invalid="ignore"):  # inf - inf between padding slots
+            unsorted = t.ndim >= 2 and t.shape[-1] > 1 and np.any(np.diff(t, axis=-1) < 0)
+        if unsorted:
+            raise ValueError("t_in must be sorted ascending along its last axis (k_in), inf-padded")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,17 +184,65 @@ class _Params(NamedTuple):
     t_max: jax.Array
 
 
-def _events(t_flat, t_max, k_in):
-    """Input spikes of each sample in time order: ``(time [B, E], input neuron [B, E])``.
+_COMPACT_MIN = 1024  # inputs with more spike slots than this are compacted before sorting
 
-    Spikes after ``t_max`` are dropped (``inf``). One padding event (``inf``) is appended so
-    that every event has a successor.
+
+def _sort_capped(t, finite, k_in, cap):
+    """Argsort of the finite times of each row, assuming at most ``cap`` per row.
+
+    ``t [B, n_in * k_in]`` holds each input neuron's ``k_in`` slots with the spikes first
+    (sorted, ``inf``-padded). The finite entries are gathered to the front first (position
+    ``p`` belongs to the input neuron whose running spike count passes ``p``: a search in the
+    ``[B, n_in]`` cumulative counts), so the sort works on ``[B, cap]`` instead of ``[B, m]``.
+    Returns ``(times, order)`` padded to ``[B, m]`` with ``inf`` and index 0.
     """
     from jaxsnn.srm import _argsort  # the fast exact float32 argsort
 
+    B, m = t.shape
+    if cap >= m:
+        order = _argsort(t, axis=1).astype(jnp.int32)
+        return jnp.take_along_axis(t, order, axis=1), order
+    counts = jnp.sum(finite.reshape(B, m // k_in, k_in), axis=-1, dtype=jnp.int32)
+    ends = jnp.cumsum(counts, axis=1)
+    p = jnp.arange(cap, dtype=jnp.int32)
+    j = jax.vmap(lambda e: jnp.searchsorted(e, p, side="right"))(ends).astype(jnp.int32)
+    j = jnp.minimum(j, m // k_in - 1)
+    start = jnp.take_along_axis(ends - counts, j, axis=1)
+    src = j * k_in + jnp.clip(p[None, :] - start, 0, k_in - 1)
+    valid = p[None, :] < ends[:, -1:]
+    comp_t = jnp.where(valid, jnp.take_along_axis(t, src, axis=1), jnp.inf)
+    o = _argsort(comp_t, axis=1)
+    times = jnp.take_along_axis(comp_t, o, axis=1)
+    order = jnp.where(jnp.isfinite(times), jnp.take_along_axis(src, o, axis=1), 0)
+    return (jnp.pad(times, ((0, 0), (0, m - cap)), constant_values=jnp.inf),
+            jnp.pad(order, ((0, 0), (0, m - cap))))
+
+
+def _events(t_flat, t_max, k_in):
+    """Input spikes of each sample in time order: ``(time [B, E+1], input neuron [B, E+1],
+    order [B, E])``, ``order`` being the flat input slot of each sorted event.
+
+    Spikes after ``t_max`` are dropped (``inf``). One padding event (``inf``) is appended so
+    that every event has a successor. Wide inputs (e.g. a multi-spike hidden layer, ``n_in x
+    k_in`` slots, mostly empty) are compacted to the largest number of spikes in the batch,
+    rounded up to a power-of-two multiple of 1024, before sorting (``lax.switch`` over the
+    sizes; under ``vmap`` with a batched ``t_max`` every size is evaluated).
+    """
     t = jnp.where(t_flat <= t_max, t_flat, jnp.inf)
-    order = _argsort(t, axis=1)
-    times = jnp.take_along_axis(t, order, axis=1)
+    m = t.shape[1]
+    caps = []
+    c = _COMPACT_MIN
+    while c < m:
+        caps.append(c)
+        c *= 2
+    caps.append(m)
+    finite = jnp.isfinite(t)
+    if len(caps) == 1:
+        times, order = _sort_capped(t, finite, k_in, m)
+    else:
+        n_fin = jnp.max(jnp.sum(finite, axis=1))
+        branch = jnp.sum(jnp.asarray(caps[:-1]) < n_fin)
+        times, order = jax.lax.switch(branch, [functools.partial(_sort_capped, k_in=k_in, cap=cp) for cp in caps], t, finite)
     times = jnp.pad(times, ((0, 0), (0, 1)), constant_values=jnp.inf)
     src = jnp.pad(order // k_in, ((0, 0), (0, 1)))
     return times, src, order
@@ -466,7 +520,7 @@ def _spike_times_bwd(ratio, k_in, K, res, g):
     psi1, psi2 = _spike_adjoints(ratio, t_out, slopes, g, prm)
     dw, dt_sorted = _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2)
     B = t_flat.shape[0]
-    dt = jnp.zeros_like(t_flat).at[jnp.arange(B)[:, None], order].set(dt_sorted)
+    dt = jnp.zeros_like(t_flat).at[jnp.arange(B)[:, None], order].add(dt_sorted)  # padding adds 0
     dt = jnp.where(jnp.isfinite(t_flat) & (t_flat <= prm.t_max), dt, 0.0)
     # Scale invariances (exact for these formulas, see the module docstring):
     #   (w, theta) -> c (w, theta) leaves spikes unchanged: theta_n dT/dtheta_n = -sum_j w_jn dT/dw_jn

@@ -169,6 +169,8 @@ class LIFDense(nn.Module):
             return jax.random.uniform(key, shape, dtype, low, high)
 
         w = self.param("kernel", init, (n_in, self.features))
+        if self.is_initializing():  # shapes only: no event loop (nor constant folding) at init
+            return jnp.full(t_in.shape[:-2] + (self.features, self.max_spikes), jnp.inf, w.dtype)
         return lif.spike_times(t_in, w, tau_syn=self.tau_syn, threshold=self.threshold,
                                tau_ratio=self.tau_ratio, max_spikes=self.max_spikes, t_max=self.t_max)
 

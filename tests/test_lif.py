@@ -278,3 +278,32 @@ def test_lambertw_derivative():
     for x in (-0.3, -0.1, 0.5, 3.0, 40.0):
         fd = (scipy_lambertw(x + 1e-7).real - scipy_lambertw(x - 1e-7).real) / 2e-7
         assert float(jax.grad(lif.lambertw)(x)) == pytest.approx(fd, rel=1e-6)
+
+
+def test_wide_sparse_inputs_are_compacted_exactly():
+    # 300 inputs x 4 slots = 1200 > 1024 slots, few spikes: the sort runs on a compacted copy
+    rng = np.random.default_rng(21)
+    t = np.full((2, 300, 4), np.inf)
+    active = rng.choice(300, 40, replace=False)
+    t[:, active, :2] = np.sort(rng.uniform(0, 0.5, (2, 40, 2)), axis=-1)
+    w = rng.normal(0.3, 0.5, (300, 3))
+    f = lambda t, w: lif.spike_times(t, w, tau_syn=0.1, threshold=0.2, max_spikes=4)
+    wide = f(t, w)
+    # the same spikes as a narrow input: 80 single-spike inputs (80 < 1024: sorted directly)
+    narrow_t = t[:, active, :2].reshape(2, 80, 1)
+    narrow_w = np.repeat(w[active], 2, axis=0)
+    np.testing.assert_allclose(wide, f(narrow_t, narrow_w), rtol=0, atol=1e-13)
+    assert np.isfinite(wide).sum() >= 4
+    loss = lambda t, w: jnp.sum(jnp.where(jnp.isfinite(o := f(t, w)), o, 0.0))
+    gt, gw = jax.grad(loss, argnums=(0, 1))(jnp.asarray(t), jnp.asarray(w))
+    nt, nw = jax.grad(loss, argnums=(0, 1))(jnp.asarray(narrow_t), jnp.asarray(narrow_w))
+    np.testing.assert_allclose(gt[:, active, :2].reshape(2, 80, 1), nt, atol=1e-12)
+    np.testing.assert_allclose(gw[active], np.asarray(nw).reshape(40, 2, 3).sum(1), atol=1e-12)
+    assert np.all(np.asarray(gt)[~np.isfinite(t)] == 0)
+
+
+def test_unsorted_slots_are_rejected():
+    with pytest.raises(ValueError, match="sorted"):
+        lif.spike_times(jnp.array([[[0.5, 0.1]]]), jnp.ones((1, 1)), tau_syn=0.1, threshold=1.0)
+    with pytest.raises(ValueError, match="sorted"):
+        lif.spike_times(jnp.array([[[jnp.inf, 0.1]]]), jnp.ones((1, 1)), tau_syn=0.1, threshold=1.0)

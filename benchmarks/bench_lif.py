@@ -1,0 +1,148 @@
+"""Cost of jaxsnn.lif.spike_times against the dense layer of the same shape, and of a training
+step of the 784-800-10 LIF network against the same-topology ReLU MLP, in one run.
+
+* Layers (forward + backward, jitted, batch 50 = the reference batch): 784->800 with 30 spikes
+  per neuron (threshold 0.2, t_max 0.2, weights U(-1, 1)) on TTFS-encoded MNIST test images
+  (``t = 0.1 (1 - p/255)``, black pixels send no spike), and 800->10 (30 spikes, threshold 1.3)
+  on the hidden spikes that layer produces; reference: ``relu(x @ W)`` of the same shape.
+* Training step (Adam, batch 50) of the multi-spike 784-800-10 network with the spike-count
+  loss, and of the single-spike network (thresholds 0.7/2.0, TTFS cross-entropy), against the
+  784-800-10 ReLU MLP with softmax cross-entropy. One MNIST epoch is 1200 such steps; the
+  ratio of step times is the ratio of epoch times.
+
+    python benchmarks/bench_lif.py --data-dir ../shared/data [--out results/bench_lif.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import platform
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiments"))
+
+from jaxsnn import data, lif  # noqa: E402
+import mnist_lif  # noqa: E402
+
+TAU = 0.13
+
+
+def timeit(f, args, repeat, rounds=3):
+    """Median time of ``f(*args)`` over ``repeat`` calls after a warm-up call."""
+    import time
+
+    jax.block_until_ready(f(*args))
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(*args))
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def inputs(data_dir, batch):
+    x, y = data.load_dataset("mnist", "test", data_dir=data_dir)
+    return mnist_lif.encode(x[:batch]), np.asarray(y[:batch], np.int32)
+
+
+def lif_layer(threshold, k, t_max):
+    def loss(w, t):
+        o = lif.spike_times(t, w, tau_syn=TAU, threshold=threshold, max_spikes=k, t_max=t_max)
+        return jnp.sum(jnp.where(jnp.isfinite(o), o, 0.0))
+
+    return jax.jit(jax.value_and_grad(loss))
+
+
+def dense_layer():
+    def loss(w, x):
+        return jnp.sum(jax.nn.relu(x @ w))
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+
+
+def train_step(loss_fn):
+    opt = optax.adam(1e-3)
+
+    @jax.jit
+    def step(params, state, x, y):
+        value, g = jax.value_and_grad(loss_fn)(params, x, y)
+        updates, state = opt.update(g, state, params)
+        return optax.apply_updates(params, updates), state, value
+
+    return opt, step
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--batch", type=int, default=50)
+    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--out", default="results/bench_lif.json")
+    args = p.parse_args(argv)
+    t, y = inputs(args.data_dir, args.batch)
+    B = args.batch
+    key = jax.random.PRNGKey(0)
+    w1 = jax.random.uniform(key, (784, 800), minval=-1.0, maxval=1.0)
+    w2 = jax.random.uniform(jax.random.fold_in(key, 1), (800, 10), minval=-1.0, maxval=1.0)
+    t_in = jnp.asarray(t)[..., None]
+    hidden = jax.jit(lambda w, t: lif.spike_times(t, w, tau_syn=TAU, threshold=0.2, max_spikes=30, t_max=0.2))(w1, t_in)
+    rows = []
+
+    def row(name, f_lif, f_dense, args_lif, args_dense, extra=None):
+        tl = timeit(f_lif, args_lif, args.repeat)
+        td = timeit(f_dense, args_dense, 5 * args.repeat)
+        r = dict(name=name, lif_ms=1e3 * tl, reference_ms=1e3 * td, ratio=tl / td, **(extra or {}))
+        rows.append(r)
+        print(f"{name:55s} {1e3 * tl:9.2f} ms  reference {1e3 * td:8.3f} ms  ratio {tl / td:7.1f}x", flush=True)
+
+    x_dense = jnp.asarray(np.where(np.isfinite(t), 1.0 - t / 0.1, 0.0), jnp.float32)
+    row("layer 784->800, 30 spikes, fwd+bwd", lif_layer(0.2, 30, 0.2), dense_layer(), (w1, t_in), (w1, x_dense),
+        dict(input_spikes_per_sample=float(np.isfinite(t).sum() / B)))
+    h_dense = jnp.asarray(jnp.sum(jnp.isfinite(hidden), -1), jnp.float32)
+    row("layer 800->10, 30 spikes, fwd+bwd", lif_layer(1.3, 30, 0.2), dense_layer(), (w2, hidden), (w2, h_dense),
+        dict(input_spikes_per_sample=float(jnp.isfinite(hidden).sum() / B)))
+
+    # training steps
+    from jaxsnn import losses, nn
+
+    def lif_model(single):
+        cfg = mnist_lif.PRESETS["single" if single else "multi"]
+        return nn.LIFMLP((800, 10), thresholds=cfg["thresholds"], max_spikes=cfg["max_spikes"],
+                         layer_kwargs=dict(tau_syn=TAU, t_max=cfg["t_max"], weight_low=cfg["weight_range"][0],
+                                           weight_high=cfg["weight_range"][1]))
+
+    multi, single = lif_model(False), lif_model(True)
+    mlp = lambda p, x: jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+    mlp_params = dict(w1=w1 * 0.05, b1=jnp.zeros(800), w2=w2 * 0.05, b2=jnp.zeros(10))
+    mlp_loss = lambda p, x, y: optax.softmax_cross_entropy_with_integer_labels(mlp(p, x), y).mean()
+    multi_loss = lambda p, x, y: losses.spike_count_loss(multi.apply(p, x), y)
+    single_loss = lambda p, x, y: losses.ttfs_cross_entropy(single.apply(p, x)[..., 0], y, tau=0.005, t_silent=1.0)
+    opt, mlp_step = train_step(mlp_loss)
+    mlp_state = opt.init(mlp_params)
+    yb = jnp.asarray(y)
+    for name, model, loss_fn in (("train step 784-800-10 multi-spike (30/30)", multi, multi_loss),
+                                 ("train step 784-800-10 single-spike", single, single_loss)):
+        params = model.init(key, jnp.asarray(t))
+        opt_l, step = train_step(loss_fn)
+        state = opt_l.init(params)
+        row(name, step, mlp_step, (params, state, jnp.asarray(t), yb), (mlp_params, mlp_state, x_dense, yb))
+        rows[-1]["epoch_seconds_estimate"] = rows[-1]["lif_ms"] * 1e-3 * 60000 / B
+        rows[-1]["reference_epoch_seconds_estimate"] = rows[-1]["reference_ms"] * 1e-3 * 60000 / B
+
+    out = dict(batch=B, rows=rows, machine=dict(processor=platform.processor(), cpus=jax.device_count(),
+                                                backend=jax.default_backend(), jax=jax.__version__),
+               command="python benchmarks/bench_lif.py " + " ".join(sys.argv[1:] if argv is None else argv))
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
