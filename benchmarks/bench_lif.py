@@ -10,13 +10,21 @@ step of the 784-800-10 LIF network against the same-topology ReLU MLP, in one ru
   784-800-10 ReLU MLP with softmax cross-entropy. One MNIST epoch is 1200 such steps; the
   ratio of step times is the ratio of epoch times.
 
-    python benchmarks/bench_lif.py --data-dir ../shared/data [--out results/bench_lif.json]
+* Peer: the 784-350-10 single-spike training step (every one of the 784 inputs spikes once,
+  uniform in the 0.1 s window; thresholds 0.7/2.0, t_max 1.0, TTFS cross-entropy, Adam) in
+  samples per second at batch 1 and 128, against PyPI ``jaxsnn`` 0.3.0's analytical TTFS LIF
+  network of the same topology, run in the same invocation from its own environment
+  (``--peer-python``, see ``benchmarks/peer/README.md``; never a dependency of this project).
+
+    python benchmarks/bench_lif.py --data-dir ../shared/data [--out results/bench_lif.json] \
+        [--peer-python /work/venv-peer/bin/python --peer-seconds 900]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import sys
@@ -86,6 +94,8 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--out", default="results/bench_lif.json")
+    p.add_argument("--peer-python", default=None, help="python of the environment with PyPI jaxsnn==0.3.0")
+    p.add_argument("--peer-seconds", type=float, default=900.0, help="time budget of the peer benchmark")
     args = p.parse_args(argv)
     t, y = inputs(args.data_dir, args.batch)
     B = args.batch
@@ -137,7 +147,38 @@ def main(argv=None):
         rows[-1]["epoch_seconds_estimate"] = rows[-1]["lif_ms"] * 1e-3 * 60000 / B
         rows[-1]["reference_epoch_seconds_estimate"] = rows[-1]["reference_ms"] * 1e-3 * 60000 / B
 
-    out = dict(batch=B, rows=rows, machine=dict(processor=platform.processor(), cpus=jax.device_count(),
+    # 784-350-10 single-spike step, the peer comparison
+    peer_model = nn.LIFMLP((350, 10), thresholds=(0.7, 2.0), max_spikes=(1, 1),
+                           layer_kwargs=dict(tau_syn=TAU, t_max=1.0, weight_low=0.0, weight_high=1.0))
+    peer_loss = lambda p, x, y: losses.ttfs_cross_entropy(peer_model.apply(p, x)[..., 0], y, tau=0.005, t_silent=1.0)
+    opt_p, step_p = train_step(peer_loss)
+    ours = {}
+    for b in (1, 128):
+        xb = jax.random.uniform(jax.random.fold_in(key, b), (b, 784), minval=0.0, maxval=0.1)
+        yb_ = jax.random.randint(jax.random.fold_in(key, 1000 + b), (b,), 0, 10)
+        params = peer_model.init(key, xb)
+        sec = timeit(step_p, (params, opt_p.init(params), xb, yb_), args.repeat)
+        ours[str(b)] = dict(step_seconds=sec, samples_per_second=b / sec)
+        print(f"train step 784-350-10 single-spike, batch {b:4d}: {1e3 * sec:8.2f} ms, {b / sec:10.1f} samples/s", flush=True)
+    peer = None
+    if args.peer_python:
+        import subprocess
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = pathlib.Path(tmp) / "peer.json"
+            script = pathlib.Path(__file__).resolve().parent / "peer" / "bench_pypi_jaxsnn.py"
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # its own jaxsnn, not ours
+            subprocess.run([args.peer_python, str(script), "--max-seconds", str(args.peer_seconds), "--out", str(path)],
+                           check=True, cwd=tmp, env=env)
+            peer = json.loads(path.read_text())
+        best_ours = max(r["samples_per_second"] for r in ours.values())
+        peer["speedup_per_sample"] = best_ours / peer["best_samples_per_second"]
+        print(f"PyPI jaxsnn 0.3.0: best {peer['best_samples_per_second']:.3f} samples/s (batch "
+              f"{peer['largest_batch_ran']}); jaxsnn lif: {best_ours:.1f} samples/s -> "
+              f"{peer['speedup_per_sample']:.0f}x faster per sample", flush=True)
+
+    out = dict(batch=B, rows=rows, single_spike_784_350_10=ours, pypi_jaxsnn_0_3_0=peer, machine=dict(processor=platform.processor(), cpus=jax.device_count(),
                                                 backend=jax.default_backend(), jax=jax.__version__),
                command="python benchmarks/bench_lif.py " + " ".join(sys.argv[1:] if argv is None else argv))
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import Timer, command, parser, run_seeds, summarize, write_json, write_results, plot_history
+from common import Timer, command, parser, plot_history, run_seeds, summarize, write_results
 from jaxsnn import coding, data, losses, metrics, nn, train
 
 PRESETS = {
