@@ -66,6 +66,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsnn.srm import _argsort, _check_weights_threshold, _is_concrete
+
 __all__ = ["spike_times", "lambertw", "TAU_RATIOS"]
 
 TAU_RATIOS = (1, 2)
@@ -129,10 +131,6 @@ def _lambertw_jvp(primals, tangents):
 # ----------------------------------------------------------------------------------------------
 
 
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
 def _validate(t_in, weights, tau_syn, threshold, tau_ratio, max_spikes, t_max):
     if tau_ratio not in TAU_RATIOS:
         raise ValueError(
@@ -141,25 +139,17 @@ def _validate(t_in, weights, tau_syn, threshold, tau_ratio, max_spikes, t_max):
         )
     if not isinstance(max_spikes, (int, np.integer)) or isinstance(max_spikes, bool) or max_spikes < 1:
         raise ValueError(f"max_spikes must be a positive int (static), got {max_spikes!r}")
-    if jnp.ndim(weights) != 2:
-        raise ValueError(f"weights must have shape [n_in, n_out], got shape {jnp.shape(weights)}")
-    n_in, n_out = jnp.shape(weights)
+    n_in, n_out = _check_weights_threshold(weights, threshold)
     if jnp.ndim(t_in) < 2 or jnp.shape(t_in)[-2] != n_in:
         raise ValueError(
             f"t_in must have shape [..., n_in, k_in] with n_in = {n_in} (rows of weights); "
             f"got shape {jnp.shape(t_in)} (pass t[..., None] for one spike per input)"
-        )
-    if jnp.ndim(threshold) not in (0, 1) or (jnp.ndim(threshold) == 1 and jnp.shape(threshold)[0] not in (1, n_out)):
-        raise ValueError(
-            f"threshold must be a scalar or have shape [n_out] = [{n_out}], got shape {jnp.shape(threshold)}"
         )
     for name, v in (("tau_syn", tau_syn), ("t_max", t_max)):
         if jnp.ndim(v) != 0:
             raise ValueError(f"{name} must be a scalar, got shape {jnp.shape(v)}")
     if _is_concrete(tau_syn) and not (float(tau_syn) > 0 and math.isfinite(float(tau_syn))):
         raise ValueError(f"tau_syn must be positive and finite, got {float(tau_syn)}")
-    if _is_concrete(threshold) and not np.all(np.asarray(threshold) > 0):
-        raise ValueError("threshold must be positive")
     if _is_concrete(t_max) and not float(t_max) >= 0:
         raise ValueError(f"t_max must be non-negative (jnp.inf for no limit), got {float(t_max)}")
     if _is_concrete(t_in):
@@ -196,8 +186,6 @@ def _sort_capped(t, finite, k_in, cap):
     ``[B, n_in]`` cumulative counts), so the sort works on ``[B, cap]`` instead of ``[B, m]``.
     Returns ``(times, order)`` padded to ``[B, m]`` with ``inf`` and index 0.
     """
-    from jaxsnn.srm import _argsort  # the fast exact float32 argsort
-
     B, m = t.shape
     if cap >= m:
         order = _argsort(t, axis=1).astype(jnp.int32)

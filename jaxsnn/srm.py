@@ -81,28 +81,35 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def _validate(t_in, weights, threshold, delays, kernel, delta):
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+def _check_weights_threshold(weights, threshold):
+    """Shared by the layer functions: ``weights [n_in, n_out]``; ``threshold`` scalar or ``[n_out]``,
+    positive where its value is known. Returns ``(n_in, n_out)``."""
     if jnp.ndim(weights) != 2:
         raise ValueError(f"weights must have shape [n_in, n_out], got shape {jnp.shape(weights)}")
     n_in, n_out = jnp.shape(weights)
+    if jnp.ndim(threshold) not in (0, 1) or (jnp.ndim(threshold) == 1 and jnp.shape(threshold)[0] not in (1, n_out)):
+        raise ValueError(
+            f"threshold must be a scalar or have shape [n_out] = [{n_out}], got shape {jnp.shape(threshold)}"
+        )
+    if _is_concrete(threshold) and not np.all(np.asarray(threshold) > 0):
+        raise ValueError("threshold must be positive")
+    return n_in, n_out
+
+
+def _validate(t_in, weights, threshold, delays, kernel, delta):
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    n_in, n_out = _check_weights_threshold(weights, threshold)
     if jnp.ndim(t_in) < 1 or jnp.shape(t_in)[-1] != n_in:
         raise ValueError(
             f"t_in must have shape [..., n_in] with n_in = {n_in} (rows of weights), "
             f"got shape {jnp.shape(t_in)}"
-        )
-    if jnp.ndim(threshold) not in (0, 1) or (jnp.ndim(threshold) == 1 and jnp.shape(threshold)[0] not in (1, n_out)):
-        raise ValueError(
-            f"threshold must be a scalar or have shape [n_out] = [{n_out}], got shape {jnp.shape(threshold)}"
         )
     if delays is not None and jnp.shape(delays) != (n_in, n_out):
         raise ValueError(f"delays must have shape [n_in, n_out] = [{n_in}, {n_out}], got {jnp.shape(delays)}")
     if jnp.ndim(delta) != 0:
         raise ValueError(f"delta must be a scalar, got shape {jnp.shape(delta)}")
     # Value checks only where values are known (outside jit).
-    if _is_concrete(threshold) and not np.all(np.asarray(threshold) > 0):
-        raise ValueError("threshold must be positive")
     if _is_concrete(delta) and not float(delta) > 0:
         raise ValueError(f"delta must be positive (use jnp.inf for no cutoff), got {float(delta)}")
     if delays is not None and _is_concrete(delays):
