@@ -9,13 +9,23 @@ Time-to-first-spike (latency) coding: a value :math:`x \in [0, 1]` becomes one s
 so that larger values spike earlier (Göltz et al. 2021; Fono et al., arXiv 2503.02013).
 Values at or below ``silent_below`` can be mapped to "no spike" (``inf``), which the
 event-driven layers skip at no cost.
+
+Rate coding (for the discrete-time layers of :mod:`jaxsnn.dlif`): a value :math:`x \in [0, 1]`
+becomes a binary spike train of ``num_steps`` steps, time-major ``[T, ...]``, each step spiking with
+probability :math:`p = \mathrm{clip}(g x, 0, 1)` (Bernoulli) or :math:`p = 1 - e^{-r x\,\Delta t}`
+(the probability that a Poisson process of rate :math:`r x` fires within a step); or a constant
+current. Spike trains decode to counts, rates and the most active class.
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
-__all__ = ["ttfs_encode", "ttfs_decode", "first_spike_class", "spike_counts", "count_class"]
+__all__ = [
+    "ttfs_encode", "ttfs_decode", "first_spike_class", "spike_counts", "count_class",
+    "bernoulli_encode", "poisson_encode", "constant_current", "rate_counts", "firing_rate", "rate_class",
+]
 
 
 def ttfs_encode(x, *, t_min=0.0, t_max=1.0, silent_below=None):
@@ -62,3 +72,66 @@ def count_class(t):
     first = jnp.min(t, axis=-1)
     best = counts == jnp.max(counts, axis=-1, keepdims=True)
     return jnp.argmin(jnp.where(best, first, jnp.inf), axis=-1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rate coding: time-major spike trains [T, ...]
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_steps(num_steps):
+    if not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"num_steps: expected a positive int, got {num_steps!r}")
+
+
+def bernoulli_encode(key, x, num_steps, *, gain=1.0, dtype=None):
+    """Bernoulli spike trains: each step spikes independently with probability ``clip(gain x, 0, 1)``.
+
+    Args:
+      key: ``jax.random`` key.
+      x: intensities ``[...]`` (e.g. pixels in ``[0, 1]``).
+      num_steps: ``T``, a static int.
+      gain: scales the probability (may be traced).
+      dtype: of the spikes (default: the default float).
+    Returns:
+      Spikes ``[T, ...]`` of 0s and 1s.
+    """
+    _check_steps(num_steps)
+    x = jnp.asarray(x)
+    p = jnp.clip(gain * x, 0.0, 1.0)
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    return jax.random.bernoulli(key, p, (num_steps,) + x.shape).astype(dtype)
+
+
+def poisson_encode(key, x, num_steps, *, max_rate, dt, dtype=None):
+    r"""Binary spike trains of a Poisson process of rate ``max_rate * x`` observed in steps of ``dt``.
+
+    A step holds a spike when the process fires at least once in it:
+    :math:`p = 1 - \exp(-r\,x\,\Delta t)` (exact for the binned process; close to :math:`r x \Delta t`
+    when that is small). Units: ``max_rate`` in 1 / (the unit of ``dt``).
+    """
+    x = jnp.clip(jnp.asarray(x), 0.0, None)
+    p = -jnp.expm1(-max_rate * x * dt)
+    return bernoulli_encode(key, p, num_steps, dtype=dtype)
+
+
+def constant_current(x, num_steps, *, gain=1.0):
+    """The same input ``gain * x`` at every step: ``[...] -> [T, ...]`` (direct/analog encoding)."""
+    _check_steps(num_steps)
+    x = jnp.asarray(x)
+    return jnp.broadcast_to(gain * x, (num_steps,) + x.shape)
+
+
+def rate_counts(spikes):
+    """Spike counts of spike trains ``[T, ..., n] -> [..., n]`` (sum over the time axis)."""
+    return jnp.sum(spikes, axis=0)
+
+
+def firing_rate(spikes, dt=1.0):
+    """Mean firing rate ``[T, ..., n] -> [..., n]``: spikes per step, divided by ``dt`` (per time unit)."""
+    return jnp.mean(spikes, axis=0) / dt
+
+
+def rate_class(spikes):
+    """Decision of a rate-coded output ``[T, ..., n_out]``: the most active neuron (ties to the lowest index)."""
+    return jnp.argmax(rate_counts(spikes), axis=-1)

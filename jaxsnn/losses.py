@@ -20,6 +20,7 @@ import jax.numpy as jnp
 __all__ = [
     "ttfs_cross_entropy", "finite_times", "soft_cap", "weight_sum_hinge",
     "soft_spike_count", "spike_count_loss", "spike_count_cross_entropy",
+    "rate_cross_entropy", "membrane_cross_entropy", "rate_mse", "rate_regularizer",
 ]
 
 
@@ -135,3 +136,69 @@ def spike_count_cross_entropy(t_out, labels, *, temperature=1.0, time_scale=1.0)
     :func:`soft_spike_count`), averaged over the batch."""
     c = soft_spike_count(t_out, time_scale) / temperature
     return jnp.mean(-jnp.take_along_axis(jax.nn.log_softmax(c), labels[..., None], axis=-1)[..., 0])
+
+
+# ----------------------------------------------------------------------------------------------
+# Rate-coded (discrete-time) outputs: spike trains and membranes [T, ..., n_out]
+# ----------------------------------------------------------------------------------------------
+
+
+def _nll(logits, labels):
+    return -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), labels[..., None], axis=-1)[..., 0]
+
+
+def rate_cross_entropy(spikes, labels, *, scale=1.0):
+    r"""Softmax cross-entropy on output spike counts: logits :math:`c_k / s`, :math:`c_k = \sum_t s_k[t]`.
+
+    The loss of snnTorch's ``ce_count_loss`` (``scale = 1``). ``spikes [T, ..., n_out]`` (the
+    surrogate gradient reaches each step), ``labels [...]``; mean over the batch.
+    """
+    return jnp.mean(_nll(jnp.sum(spikes, axis=0) / scale, labels))
+
+
+def membrane_cross_entropy(membrane, labels, *, reduce="mean"):
+    """Softmax cross-entropy on the output membrane ``[T, ..., n_out]`` reduced over time (``"mean"``,
+    ``"max"`` or ``"last"``): a smooth readout of non-spiking or spiking output neurons."""
+    if reduce == "mean":
+        logits = jnp.mean(membrane, axis=0)
+    elif reduce == "max":
+        logits = jnp.max(membrane, axis=0)
+    elif reduce == "last":
+        logits = membrane[-1]
+    else:
+        raise ValueError(f"reduce: expected 'mean', 'max' or 'last', got {reduce!r}")
+    return jnp.mean(_nll(logits, labels))
+
+
+def rate_mse(spikes, labels, *, correct_rate=1.0, incorrect_rate=0.0):
+    r"""Squared error between output spike counts and target counts (snnTorch's ``mse_count_loss``).
+
+    .. math:: L = \sum_k (c_k - T r_k)^2,\quad r_k = \text{correct\_rate if } k = y
+              \text{ else incorrect\_rate},
+
+    with :math:`c_k = \sum_t s_k[t]`; mean over the batch (sum over classes).
+    """
+    num_steps = spikes.shape[0]
+    counts = jnp.sum(spikes, axis=0)
+    target = jnp.where(jax.nn.one_hot(labels, counts.shape[-1], dtype=bool), correct_rate, incorrect_rate)
+    return jnp.mean(jnp.sum((counts - num_steps * target) ** 2, axis=-1))
+
+
+def rate_regularizer(spikes, *, upper=None, lower=None):
+    r"""Activity regularizer on spike trains ``[T, B, n]`` (Zenke & Vogels 2021).
+
+    .. math:: R = \underbrace{\langle \max(0, r_{bn} - r_{up})^2 \rangle_{b,n}}_{\text{per sample}}
+              + \underbrace{\langle \max(0, r_{low} - \bar r_n)^2 \rangle_n}_{\text{per neuron}},
+
+    where :math:`r_{bn}` is the rate (spikes per step) of neuron ``n`` on sample ``b`` and
+    :math:`\bar r_n` its mean over the batch: the upper term keeps activity (and energy) down, the
+    lower term keeps neurons from falling silent. Either bound may be ``None`` (term left out).
+    """
+    rate = jnp.mean(spikes, axis=0)
+    total = jnp.zeros((), rate.dtype)
+    if upper is not None:
+        total = total + jnp.mean(jax.nn.relu(rate - upper) ** 2)
+    if lower is not None:
+        mean_rate = jnp.mean(rate.reshape(-1, rate.shape[-1]), axis=0)
+        total = total + jnp.mean(jax.nn.relu(lower - mean_rate) ** 2)
+    return total

@@ -1,21 +1,20 @@
 """Flax (linen) modules: thin wrappers around the functional core.
 
-Each module owns its parameters and calls a pure function of :mod:`jaxsnn.srm` or
-:mod:`jaxsnn.lif`; the
-functional core stays usable without Flax.
+Each module owns its parameters and calls a pure function of :mod:`jaxsnn.srm`,
+:mod:`jaxsnn.lif` or :mod:`jaxsnn.dlif`; the functional core stays usable without Flax.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxsnn import lif, srm
+from jaxsnn import dlif, lif, srm
 
-__all__ = ["SRMDense", "SRMMLP", "srm_weight_init", "LIFDense", "LIFMLP"]
+__all__ = ["SRMDense", "SRMMLP", "srm_weight_init", "LIFDense", "LIFMLP", "DLIFDense", "DLIFMLP"]
 
 
 def srm_weight_init(mean: float = 2.0, std: float = 1.0, threshold: float = 1.0):
@@ -205,3 +204,95 @@ class LIFMLP(nn.Module):
             if i < len(self.features) - 1:
                 hidden.append(t)
         return (t, hidden) if return_hidden else t
+
+
+# ----------------------------------------------------------------------------------------------
+# Discretized LIF layers with surrogate gradients (jaxsnn.dlif)
+# ----------------------------------------------------------------------------------------------
+
+
+def _fan_in_uniform(key, shape, dtype, fan_in):
+    bound = 1.0 / jnp.sqrt(fan_in)
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+class DLIFDense(nn.Module):
+    """A dense (optionally recurrent) layer of discretized LIF neurons (:func:`jaxsnn.dlif.simulate`).
+
+    Input ``[T, ..., n_in]`` (spikes or currents, time-major), output spikes ``[T, ..., features]``
+    (and the membrane with ``return_membrane``): layers stack directly.
+
+    Weights and bias start uniform in ``±1/sqrt(n_in)`` (PyTorch's ``nn.Linear``, as in the snnTorch
+    and Norse examples). With ``learn_beta`` / ``learn_threshold`` each neuron gets its own trainable
+    decay (kept in ``[0, 1]`` by a clip) / threshold (kept positive as ``|theta|``).
+
+    Attributes:
+      features: number of neurons.
+      beta: decay per step (initial value when learned).
+      threshold: firing threshold (initial value when learned).
+      reset: ``"subtract"`` or ``"zero"``.
+      surrogate: ``None``, a name or a callable (see :func:`jaxsnn.surrogate.resolve`).
+      recurrent: add all-to-all recurrent weights ``[features, features]`` (init ``±1/sqrt(features)``).
+      use_bias: a per-neuron bias current.
+      detach_reset, remat, unroll: passed to :func:`jaxsnn.dlif.simulate`.
+    """
+
+    features: int
+    beta: float = 0.95
+    threshold: float = 1.0
+    reset: str = "subtract"
+    surrogate: Any = None
+    recurrent: bool = False
+    use_bias: bool = True
+    learn_beta: bool = False
+    learn_threshold: bool = False
+    detach_reset: bool = False
+    remat: bool = False
+    unroll: int = 1
+
+    @nn.compact
+    def __call__(self, inputs, *, return_membrane: bool = False):
+        if inputs.ndim < 2:
+            raise ValueError(f"inputs: expected a time-major array [T, ..., n_in], got shape {inputs.shape}")
+        n_in = inputs.shape[-1]
+        dtype = jnp.result_type(inputs.dtype, float)
+        w = self.param("kernel", lambda k, s, d=dtype: _fan_in_uniform(k, s, d, n_in), (n_in, self.features))
+        b = self.param("bias", lambda k, s, d=dtype: _fan_in_uniform(k, s, d, n_in), (self.features,)) \
+            if self.use_bias else None
+        v = self.param("recurrent_kernel", lambda k, s, d=dtype: _fan_in_uniform(k, s, d, self.features),
+                       (self.features, self.features)) if self.recurrent else None
+        beta = self.beta
+        if self.learn_beta:
+            beta = jnp.clip(self.param("beta", nn.initializers.constant(self.beta), (self.features,), dtype), 0.0, 1.0)
+        threshold = self.threshold
+        if self.learn_threshold:
+            threshold = jnp.abs(self.param("threshold", nn.initializers.constant(self.threshold),
+                                           (self.features,), dtype))
+        spikes, membrane = dlif.simulate(inputs, w, beta=beta, threshold=threshold, bias=b, reset=self.reset,
+                                         surrogate=self.surrogate, recurrent_weights=v,
+                                         detach_reset=self.detach_reset, remat=self.remat, unroll=self.unroll)
+        return (spikes, membrane) if return_membrane else spikes
+
+
+class DLIFMLP(nn.Module):
+    """A stack of :class:`DLIFDense` layers (time-major ``[T, ..., n_in]`` in).
+
+    Attributes:
+      features: neurons per layer, e.g. ``(1000, 10)``.
+      layer_kwargs: given to every layer (``beta``, ``threshold``, ``reset``, ``surrogate``, ...).
+    """
+
+    features: Sequence[int]
+    layer_kwargs: dict = None
+
+    @nn.compact
+    def __call__(self, inputs, *, return_hidden: bool = False):
+        """Returns ``(spikes, membrane)`` of the last layer ``[T, ..., features[-1]]`` and, with
+        ``return_hidden``, also the list of hidden layers' spike trains."""
+        kw = dict(self.layer_kwargs or {})
+        x, hidden = inputs, []
+        for i, f in enumerate(self.features):
+            x, membrane = DLIFDense(f, name=f"layer_{i}", **kw)(x, return_membrane=True)
+            if i < len(self.features) - 1:
+                hidden.append(x)
+        return ((x, membrane), hidden) if return_hidden else (x, membrane)

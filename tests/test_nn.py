@@ -93,3 +93,35 @@ def test_lif_modules_wrap_the_functional_core():
                                                      threshold=0.5, max_spikes=2, t_max=0.3))
     with pytest.raises(ValueError, match="one entry per layer"):
         nn.LIFMLP((16, 5), thresholds=(0.2,), max_spikes=(4, 2)).init(jax.random.PRNGKey(1), x)
+
+
+def test_dlif_dense_wraps_the_functional_core():
+    from jaxsnn import dlif
+
+    x = (jax.random.uniform(jax.random.key(0), (6, 3, 8)) < 0.5).astype(jnp.float64)
+    layer = nn.DLIFDense(5, beta=0.9, threshold=0.3, recurrent=True, learn_beta=True, learn_threshold=True)
+    params = layer.init(jax.random.key(1), x)
+    p = params["params"]
+    assert p["kernel"].shape == (8, 5) and p["recurrent_kernel"].shape == (5, 5)
+    assert np.all(np.abs(np.asarray(p["kernel"])) <= 1 / np.sqrt(8))
+    s, v = layer.apply(params, x, return_membrane=True)
+    s_ref, v_ref = dlif.simulate(x, p["kernel"], beta=p["beta"], threshold=p["threshold"], bias=p["bias"],
+                                 recurrent_weights=p["recurrent_kernel"])
+    np.testing.assert_array_equal(np.asarray(s), np.asarray(s_ref))
+    np.testing.assert_array_equal(np.asarray(v), np.asarray(v_ref))
+    g = jax.grad(lambda q: layer.apply(q, x).sum())(params)["params"]
+    assert all(np.all(np.isfinite(np.asarray(a))) for a in jax.tree_util.tree_leaves(g))
+    assert float(jnp.abs(g["beta"]).sum()) > 0 and float(jnp.abs(g["threshold"]).sum()) > 0
+
+
+def test_dlif_mlp_stacks_layers():
+    x = (jax.random.uniform(jax.random.key(2), (4, 2, 12)) < 0.5).astype(jnp.float32)
+    model = nn.DLIFMLP((7, 3), layer_kwargs=dict(beta=0.8, threshold=0.5, reset="zero", surrogate="arctan"))
+    params = model.init(jax.random.key(3), x)
+    (s, v), hidden = model.apply(params, x, return_hidden=True)
+    assert s.shape == v.shape == (4, 2, 3) and len(hidden) == 1 and hidden[0].shape == (4, 2, 7)
+    s2, _ = nn.DLIFDense(3, beta=0.8, threshold=0.5, reset="zero").apply(
+        {"params": params["params"]["layer_1"]}, hidden[0], return_membrane=True)
+    np.testing.assert_array_equal(np.asarray(s), np.asarray(s2))
+    with pytest.raises(ValueError, match="inputs"):
+        nn.DLIFDense(3).init(jax.random.key(0), x[0, 0])
