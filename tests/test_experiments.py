@@ -90,3 +90,38 @@ def test_lif_script_runs_on_synthetic_emnist_balanced(tmp_path, model):
     assert set(saved["noise_robustness"]) == {"jitter", "delete"} and len(saved["accuracy_over_time"]["time"]) == 41
     for f in ("accuracy.png", "latency_noise.png", "results.csv", "metrics.jsonl"):
         assert (out / f).exists(), f
+
+
+@pytest.mark.parametrize("loss", ["membrane", "count"])
+def test_dlif_script_runs_and_counts_spikes(tmp_path, shared_data, loss):
+    import numpy as np
+
+    import mnist_dlif
+    from jaxsnn import data
+
+    out = tmp_path / "out"
+    result = mnist_dlif.main(["--epochs", "1", "--limit", "256", "--test-limit", "200", "--hidden", "32",
+                              "--num-steps", "4", "--batch-size", "64", "--loss", loss, "--quiet",
+                              "--data-dir", str(shared_data), "--out", str(out)])
+    s = result["summary"]
+    assert 0.0 <= s["test_acc"]["mean"] <= 1.0 and (out / "accuracy.png").exists()
+    # input spikes per sample: T * (mean pixel intensity sum), up to Bernoulli noise over 200 images
+    x, _ = data.load_dataset("mnist", "test", data_dir=shared_data)
+    p = np.asarray(x[:200], np.float64).reshape(200, -1) / 255.0
+    expect, sd = 4 * p.sum(1).mean(), np.sqrt(4 * (p * (1 - p)).sum(1).sum()) / 200
+    assert abs(s["test_spikes_in"]["mean"] - expect) < 5 * sd
+    assert result["spikes_per_synapse"][0] == pytest.approx(s["test_spikes_in"]["mean"] / 784)
+    assert result["synaptic_events_per_sample"] == pytest.approx(
+        32 * s["test_spikes_in"]["mean"] + 10 * s["test_spikes_hidden"]["mean"])
+
+
+def test_dlif_timestep_sweep_writes_table_and_figure(tmp_path, shared_data):
+    import dlif_timesteps
+
+    result = dlif_timesteps.main(["--epochs", "1", "--num-steps", "1", "3", "--limit", "128", "--test-limit", "100",
+                                  "--hidden", "16", "--quiet", "--data-dir", str(shared_data), "--out", str(tmp_path)])
+    assert [r["T"] for r in result["rows"]] == [1, 3]
+    # more steps, more input spikes (the same images, Bernoulli rate per step)
+    assert result["rows"][1]["spikes_in"] > 2 * result["rows"][0]["spikes_in"]
+    for f in ("summary.json", "table.md", "timesteps.png", "T1/result.json", "T3/result.json"):
+        assert (tmp_path / f).exists(), f

@@ -1,0 +1,138 @@
+"""Rate-coded MNIST / Fashion-MNIST / EMNIST with discretized LIF neurons (surrogate gradients, BPTT).
+
+Network 784-1000-10 (``--hidden`` to change) of :class:`jaxsnn.nn.DLIFDense` layers: ``beta = 0.95``,
+threshold 1, subtract reset, fast-sigmoid surrogate (slope 25). Each image is encoded afresh at every
+step as Bernoulli spike trains of ``--num-steps`` steps (pixel intensity = spike probability per step,
+:func:`jaxsnn.coding.bernoulli_encode`); the test set with a fixed key. Loss: softmax cross-entropy on
+the output spike counts (``--loss count``) or on the mean output membrane (``--loss membrane``, the
+default: it learns faster from the silent start). The decision is the readout the loss trains: the most
+active output neuron (ties: lowest index) or the highest mean membrane; the count decision is also
+recorded (``acc_count``). Adam with a cosine-decayed learning rate.
+
+Recorded per epoch: test accuracy, input / hidden / output spikes per sample, and the spikes per
+synapse of each layer (presynaptic spikes divided by the number of presynaptic neurons: every such
+spike is one synaptic event per outgoing synapse), which the energy model uses.
+
+    python experiments/mnist_dlif.py --dataset mnist --epochs 15 --data-dir ../shared/data
+    python experiments/mnist_dlif.py --dataset fashion_mnist --epochs 15 --data-dir ../shared/data
+    python experiments/mnist_dlif.py --num-steps 4 --epochs 3 --out results/mnist_dlif_T4
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from common import Timer, command, parser, plot_history, run_seeds, summarize, write_results
+from jaxsnn import coding, data, losses, nn, train
+
+N_CLASSES = {"mnist": 10, "fashion_mnist": 10, "emnist/balanced": 47}
+EVAL_KEY = 20_251_123
+
+
+def make_task(cfg, n_classes, total_steps):
+    """The task; traced hyperparameter: ``lr`` (peak learning rate)."""
+    layer_kwargs = dict(beta=cfg["beta"], threshold=cfg["threshold"], reset=cfg["reset"], surrogate=cfg["surrogate"])
+    model = nn.DLIFMLP(tuple(cfg["hidden"]) + (n_classes,), layer_kwargs=layer_kwargs)
+    T = cfg["num_steps"]
+
+    def forward(params, x, key):
+        spikes_in = coding.bernoulli_encode(key, x, T, dtype=x.dtype)
+        (s, v), hidden = model.apply(params, spikes_in, return_hidden=True)
+        return spikes_in, s, v, hidden
+
+    def objective(s, v, y):
+        if cfg["loss"] == "membrane":
+            return losses.membrane_cross_entropy(v, y)
+        return losses.rate_cross_entropy(s, y)
+
+    def init(key, hp):
+        return model.init(key, jnp.zeros((1, 1, 784)))
+
+    def decide(s, v):
+        # the readout the loss trains: spike counts, or the mean membrane
+        return jnp.argmax(jnp.mean(v, 0), -1) if cfg["loss"] == "membrane" else coding.rate_class(s)
+
+    def loss(params, batch, key, hp):
+        x, y = batch
+        _, s, v, _ = forward(params, x, key)
+        return objective(s, v, y), dict(acc=jnp.mean(decide(s, v) == y))
+
+    def evaluate(params, batch, hp):
+        x, y = batch
+        # a fixed encoding per test image (same key for every epoch; images differ per batch)
+        spikes_in, s, v, hidden = forward(params, x, jax.random.key(EVAL_KEY))
+        per_sample = lambda a: jnp.mean(jnp.sum(a, axis=(0, -1)))  # noqa: E731
+        return dict(acc=jnp.mean(decide(s, v) == y), acc_count=jnp.mean(coding.rate_class(s) == y),
+                    spikes_in=per_sample(spikes_in), spikes_hidden=sum(per_sample(h) for h in hidden),
+                    spikes_out=per_sample(s))
+
+    def optimizer(hp):
+        return optax.adam(optax.cosine_decay_schedule(hp["lr"], total_steps, alpha=0.01))
+
+    return train.Task(init, loss, optimizer, evaluate), model
+
+
+def main(argv=None):
+    p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=15, out=None, models=("dlif",),
+               datasets=tuple(N_CLASSES))
+    p.add_argument("--hidden", type=int, nargs="+", default=[1000], help="hidden layer sizes")
+    p.add_argument("--num-steps", type=int, default=25, help="time steps T")
+    p.add_argument("--beta", type=float, default=0.95)
+    p.add_argument("--threshold", type=float, default=1.0)
+    p.add_argument("--reset", default="subtract", choices=["subtract", "zero"])
+    p.add_argument("--surrogate", default="fast_sigmoid")
+    p.add_argument("--loss", default="membrane", choices=["count", "membrane"])
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay to 1 %%)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--limit", type=int, default=None, help="use only this many training samples")
+    p.add_argument("--test-limit", type=int, default=None, help="evaluate on only this many test samples")
+    p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check of the dataset files")
+    args = p.parse_args(argv)
+    cfg = dict(hidden=tuple(args.hidden), num_steps=args.num_steps, beta=args.beta, threshold=args.threshold,
+               reset=args.reset, surrogate=args.surrogate, loss=args.loss, lr=args.lr, batch_size=args.batch_size)
+    args.out = args.out or f"results/{args.dataset.replace('/', '_')}_dlif_T{args.num_steps}"
+    out = pathlib.Path(args.out)
+    timer = Timer()
+
+    (xtr, ytr), (xte, yte) = [data.load_dataset(args.dataset, s, data_dir=args.data_dir, verify=not args.no_verify)
+                              for s in ("train", "test")]
+    xtr, ytr, xte, yte = xtr[: args.limit], ytr[: args.limit], xte[: args.test_limit], yte[: args.test_limit]
+    prep = lambda x: (np.asarray(x, np.float32).reshape(len(x), -1) / 255.0)  # noqa: E731
+    xtr, xte = prep(xtr), prep(xte)
+    ytr, yte = np.asarray(ytr, np.int32), np.asarray(yte, np.int32)
+    n_classes = N_CLASSES[args.dataset]
+    steps = args.epochs * (len(xtr) // args.batch_size)
+    task, model = make_task(cfg, n_classes, steps)
+    runs = run_seeds(task, (xtr, ytr), (xte, yte), dict(lr=args.lr), args, batch_size=args.batch_size, out=out,
+                     eval_batch_size=min(1000, len(xte)))
+
+    keys = ("train_acc", "test_acc", "test_acc_count", "test_spikes_in", "test_spikes_hidden", "test_spikes_out")
+    summary = summarize(runs, keys)
+    sizes = (784,) + tuple(cfg["hidden"]) + (n_classes,)
+    s = {k: summary[f"test_{k}"]["mean"] for k in ("spikes_in", "spikes_hidden", "spikes_out")}
+    # spikes per synapse of each layer = presynaptic spikes per presynaptic neuron (hidden spikes are
+    # split evenly over hidden layers only when there is one; deeper nets report the total)
+    per_synapse = [s["spikes_in"] / sizes[0]] + ([s["spikes_hidden"] / sizes[1]] if len(sizes) == 3 else [])
+    synaptic_events = s["spikes_in"] * sizes[1] + (s["spikes_hidden"] * sizes[2] if len(sizes) == 3 else 0.0)
+    name = f"DLIF {'-'.join(map(str, sizes))}, T = {cfg['num_steps']}"
+    result = dict(dataset=args.dataset, model=name, config=cfg, epochs=args.epochs, seeds=args.seeds, summary=summary,
+                  spikes_per_synapse=per_synapse, synaptic_events_per_sample=synaptic_events,
+                  n_train=len(xtr), n_test=len(xte), seconds=timer(), command=command("mnist_dlif.py", argv))
+    write_results(out, result, runs)
+    plot_history(runs, out / "accuracy.png", title=f"{args.dataset}, {name}")
+    acc = summary["test_acc"]
+    print(f"{args.dataset}, {name}: test accuracy {100 * acc['mean']:.2f} %, spikes per sample "
+          f"{s['spikes_in']:.0f} in / {s['spikes_hidden']:.0f} hidden / {s['spikes_out']:.1f} out, {timer():.0f} s")
+    return result
+
+
+if __name__ == "__main__":
+    main()
