@@ -8,8 +8,7 @@ cross-entropy on the output spike counts, Adam with lr 5e-4. Every library is wr
 documentation writes it:
 
 * ``jaxsnn``: ``jaxsnn.nn.DLIFMLP`` (the input projection of each layer hoisted out of the scan),
-  ``losses.rate_cross_entropy``, one jitted step with donated buffers;
-  ``--variant event`` uses the zero-skipping input projection of ``jaxsnn.dlif``.
+  ``losses.rate_cross_entropy``, one jitted step with donated buffers.
 * ``snntorch``: ``nn.Linear`` + ``snn.Leaky(beta, spike_grad=surrogate.fast_sigmoid(25))`` per
   step in a Python loop (as in its tutorials), ``SF.ce_count_loss()``.
 * ``norse``: ``nn.Linear`` on the whole sequence + ``LIFBoxCell`` stepped in a loop
@@ -58,7 +57,7 @@ def run_steps(step, n_warmup, n_steps, sync):
 # ---------------------------------------------------------------------------------------------- jax
 
 
-def jaxsnn_step(x, y, layers, variant):
+def jaxsnn_step(x, y, layers):
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
     import jax
     import optax
@@ -66,15 +65,12 @@ def jaxsnn_step(x, y, layers, variant):
     from jaxsnn import losses, nn
 
     kw = dict(beta=0.95, threshold=1.0, reset="subtract", surrogate="fast_sigmoid")
-    if variant == "event":
-        kw["projection"] = "event"
     model = nn.DLIFMLP(tuple(layers[1:]), layer_kwargs=kw)
     x, y = jax.device_put(x), jax.device_put(y)
     params = model.init(jax.random.key(0), x[:1, :1])
     opt = optax.adam(5e-4)
     state = (params, opt.init(params))
 
-    @jax.jit
     def train_step(state, x, y):
         params, opt_state = state
 
@@ -86,7 +82,7 @@ def jaxsnn_step(x, y, layers, variant):
         updates, opt_state = opt.update(g, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
-    train_step = jax.jit(train_step.__wrapped__, donate_argnums=0)
+    train_step = jax.jit(train_step, donate_argnums=0)
     box = [state]
 
     def step():
@@ -249,7 +245,6 @@ def gemm_rates(m, k, n, repeat=20):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--lib", choices=["jaxsnn", "snntorch", "norse", "spyx"])
-    p.add_argument("--variant", default="dense", choices=["dense", "event"])
     p.add_argument("--inputs", help=".npz with x [T, B, n_in] float32 and y [B] int32")
     p.add_argument("--layers", default="784,1000,10")
     p.add_argument("--warmup", type=int, default=3)
@@ -265,13 +260,13 @@ def main():
     x, y = d["x"].astype(np.float32), d["y"].astype(np.int32)
     base = rss_mb()
     if args.lib == "jaxsnn":
-        step, sync = jaxsnn_step(x, y, layers, args.variant)
+        step, sync = jaxsnn_step(x, y, layers)
     elif args.lib == "spyx":
         step, sync = spyx_step(x, y, layers)
     else:
         step, sync = torch_step(x, y, layers, args.lib)
     steps_per_s, loss = run_steps(step, args.warmup, args.steps, sync)
-    print(json.dumps(dict(lib=args.lib, variant=args.variant, layers=layers, T=int(x.shape[0]), batch=int(x.shape[1]),
+    print(json.dumps(dict(lib=args.lib, layers=layers, T=int(x.shape[0]), batch=int(x.shape[1]),
                           steps_per_s=steps_per_s, loss=loss, base_rss_mb=base, peak_rss_mb=peak_rss_mb())))
 
 
