@@ -39,21 +39,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiment
 
 from jaxsnn import data, lif  # noqa: E402
 import mnist_lif  # noqa: E402
+from timing import timeit  # noqa: E402
 
 TAU = 0.13
-
-
-def timeit(f, args, repeat, rounds=3):
-    """Median time of ``f(*args)`` over ``repeat`` calls after a warm-up call."""
-    import time
-
-    jax.block_until_ready(f(*args))
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
 
 
 def inputs(data_dir, batch):
