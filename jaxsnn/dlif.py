@@ -14,15 +14,16 @@ libraries (snnTorch ``Leaky``, Norse ``LIFBoxCell``, Spyx ``LIF``). With input s
 with :math:`\Theta(x) = 1[x \ge 0]`. Training is backpropagation through time: the backward pass
 replaces :math:`\Theta'` by a surrogate derivative (:mod:`jaxsnn.surrogate`).
 
-The feed-forward projection :math:`x[t]\,W` does not depend on the state, so it is computed for all
-steps at once, one ``[T * batch, n_in] @ [n_in, n_out]`` matmul outside the scan; the scan itself is
-elementwise. ``beta`` and ``threshold`` are scalars or per-neuron ``[n_out]`` arrays and may be traced,
+The feed-forward projection :math:`x[t]\,W` does not depend on the state, so it is computed for a
+chunk of steps at once, one ``[chunk * batch, n_in] @ [n_in, n_out]`` matmul, followed at once by
+that chunk's (elementwise) dynamics while its current is still in cache. ``beta`` and ``threshold`` are scalars or per-neuron ``[n_out]`` arrays and may be traced,
 so they can be trained or swept with ``vmap``.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -84,8 +85,22 @@ def _check_per_neuron(name, x, n_out):
         raise ValueError(f"{name}: expected a scalar or shape ({n_out},), got shape {shape}")
 
 
+CHUNK_BYTES = 3 * 2**20
+"""Largest default size of one chunk's current ``[chunk, batch, n_out]`` (bytes), to stay in cache."""
+
+
+def _default_chunk(T, rows, n_out, itemsize):
+    """The most steps whose current fits :data:`CHUNK_BYTES`: a divisor of ``T`` if one is at least
+    half that size (no padding), else an even split of ``T`` into chunks (padding < one chunk)."""
+    most = int(max(1, min(T, CHUNK_BYTES // max(1, rows * n_out * itemsize))))
+    divisor = max(c for c in range(1, most + 1) if T % c == 0)
+    if 2 * divisor >= most:
+        return divisor
+    return -(-T // -(-T // most))
+
+
 def simulate(inputs, weights, *, beta, threshold, bias=None, reset="subtract", surrogate=None,
-             recurrent_weights=None, detach_reset=False, remat=False, unroll=1):
+             recurrent_weights=None, detach_reset=False, remat=False, chunk=None, unroll=1):
     """Simulate a layer of DLIF neurons over all time steps.
 
     Args:
@@ -100,10 +115,14 @@ def simulate(inputs, weights, *, beta, threshold, bias=None, reset="subtract", s
       recurrent_weights: ``None`` or ``[n_out, n_out]``: adds ``s[t-1] @ V`` to the current.
       detach_reset: no gradient through the reset term.
       remat: ``jax.checkpoint`` the layer: keep only ``inputs`` and the parameters between the
-        forward and the backward pass, and recompute the projection and the dynamics there (one more
-        matmul) instead of keeping the current and the membrane ``[T, ..., n_out]`` alive; trades
-        compute for memory on long sequences and deep stacks.
-      unroll: steps per scan iteration (``lax.scan``'s ``unroll``).
+        forward and the backward pass, and recompute the spikes and membrane there instead of
+        keeping them alive; trades compute for memory on long sequences and deep stacks.
+      chunk: time steps whose input projection is one matmul (static). The projection of a chunk
+        is followed at once by its dynamics while the current is still in cache, and the backward
+        pass accumulates the weight gradient chunk by chunk the same way. Default: as many steps as
+        fit :data:`CHUNK_BYTES`; ``chunk = T`` is the fully hoisted projection. ``T`` is padded to a
+        multiple of ``chunk`` with silent steps at the end (which change nothing before them).
+      unroll: steps per iteration of the inner (per-step) scans.
     Returns:
       ``(spikes, membrane)``, both ``[T, ..., n_out]``.
     Raises:
@@ -118,37 +137,19 @@ def simulate(inputs, weights, *, beta, threshold, bias=None, reset="subtract", s
     n_in, n_out = weights.shape
     if inputs.shape[-1] != n_in:
         raise ValueError(f"inputs: last axis {inputs.shape[-1]} does not match weights [n_in={n_in}, n_out]")
-    _check_reset(reset)
-    spike_fn = _surrogate.resolve(surrogate)
-    _check_per_neuron("beta", beta, n_out)
-    _check_per_neuron("threshold", threshold, n_out)
     if bias is not None:
         _check_per_neuron("bias", bias, n_out)
-    if recurrent_weights is not None and jnp.shape(recurrent_weights) != (n_out, n_out):
-        raise ValueError(f"recurrent_weights: expected shape ({n_out}, {n_out}), got {jnp.shape(recurrent_weights)}")
-
     dtype = jnp.result_type(inputs.dtype, weights.dtype, float)
-
-    def layer(inputs, weights, bias, beta, threshold, recurrent_weights):
-        current = jnp.dot(inputs.astype(dtype), weights.astype(dtype))  # hoisted: one matmul for all steps
-        if bias is not None:
-            current = current + bias
-        return integrate(current, beta=beta, threshold=threshold, reset=reset, surrogate=spike_fn,
-                         recurrent_weights=recurrent_weights, detach_reset=detach_reset, unroll=unroll)
-
-    if remat:
-        layer = jax.checkpoint(layer)
-    return layer(inputs, weights, bias, beta, threshold, recurrent_weights)
+    bias = jnp.zeros((), dtype) if bias is None else bias
+    return _run(inputs.astype(dtype), weights.astype(dtype), bias, beta=beta, threshold=threshold, reset=reset,
+                surrogate=surrogate, recurrent_weights=recurrent_weights, detach_reset=detach_reset, remat=remat,
+                chunk=chunk, unroll=unroll)
 
 
 def integrate(current, *, beta, threshold, reset="subtract", surrogate=None, recurrent_weights=None,
-              detach_reset=False, unroll=1):
-    """The neuron dynamics of :func:`simulate` driven by a given current ``I[t]`` ``[T, ..., n]``.
-
-    Backpropagation through time is written by hand (a ``custom_vjp`` around the two scans): the
-    reverse scan carries only the membrane adjoint, and the gradients of ``beta``, ``threshold``
-    and the recurrent weights are accumulated outside it, vectorized over time. The residuals are
-    the returned spikes and membrane: no per-step intermediates are stored.
+              detach_reset=False, chunk=None, unroll=1):
+    """The neuron dynamics of :func:`simulate` driven by a given current ``I[t]`` ``[T, ..., n]``
+    (same arguments, no projection; ``chunk`` defaults to ``T``).
 
     Returns:
       ``(spikes, membrane)``, both ``[T, ..., n]``.
@@ -156,50 +157,93 @@ def integrate(current, *, beta, threshold, reset="subtract", surrogate=None, rec
     current = jnp.asarray(current)
     if current.ndim < 2:
         raise ValueError(f"current: expected a time-major array [T, ..., n], got shape {current.shape}")
+    current = current.astype(jnp.result_type(current.dtype, float))
+    chunk = current.shape[0] if chunk is None else chunk  # no projection to keep in cache: one chunk
+    return _run(current, None, jnp.zeros((), current.dtype), beta=beta, threshold=threshold, reset=reset,
+                surrogate=surrogate, recurrent_weights=recurrent_weights, detach_reset=detach_reset, remat=False,
+                chunk=chunk, unroll=unroll)
+
+
+def _run(x, weights, bias, *, beta, threshold, reset, surrogate, recurrent_weights, detach_reset, remat, chunk,
+         unroll):
+    """Checks, flattening of the batch axes, padding to whole chunks; then the custom-VJP core."""
     _check_reset(reset)
-    n = current.shape[-1]
+    n = x.shape[-1] if weights is None else weights.shape[1]
     _check_per_neuron("beta", beta, n)
     _check_per_neuron("threshold", threshold, n)
+    if recurrent_weights is not None and jnp.shape(recurrent_weights) != (n, n):
+        raise ValueError(f"recurrent_weights: expected shape ({n}, {n}), got {jnp.shape(recurrent_weights)}")
     spike_fn = _surrogate.resolve(surrogate)
-    dtype = jnp.result_type(current.dtype, float)
-    current = current.astype(dtype)
+    dtype = x.dtype
+    T, batch_shape = x.shape[0], x.shape[1:-1]
+    rows = math.prod(batch_shape)
+    if chunk is None:
+        chunk = _default_chunk(T, rows, n, jnp.dtype(dtype).itemsize)
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk: expected a positive int, got {chunk!r}")
+    chunk = min(chunk, T)
+    n_chunks = -(-T // chunk)
+    x2 = x.reshape(T, rows, x.shape[-1])
+    if n_chunks * chunk != T:
+        x2 = jnp.concatenate([x2, jnp.zeros((n_chunks * chunk - T,) + x2.shape[1:], dtype)])
     # closed-over tracers of the spike function (e.g. a vmapped slope) become explicit arguments
-    fn, consts = jax.closure_convert(spike_fn, jnp.zeros(current.shape[1:], dtype))
-    beta = jnp.asarray(beta, dtype)
-    threshold = jnp.asarray(threshold, dtype)
-    rec = None if recurrent_weights is None else jnp.asarray(recurrent_weights, dtype)
-    return _integrate(fn, reset, detach_reset, unroll, current, beta, threshold, rec, consts)
+    fn, consts = jax.closure_convert(spike_fn, jnp.zeros((rows, n), dtype))
+    params = (jnp.asarray(beta, dtype), jnp.asarray(threshold, dtype), jnp.asarray(bias, dtype),
+              None if recurrent_weights is None else jnp.asarray(recurrent_weights, dtype))
+    core = functools.partial(_core, fn, reset, detach_reset, chunk, unroll)
+    if remat:
+        core = jax.checkpoint(core)
+    spikes, membrane = core(x2, weights, params, consts)
+    spikes, membrane = spikes[:T], membrane[:T]
+    return spikes.reshape((T,) + batch_shape + (n,)), membrane.reshape((T,) + batch_shape + (n,))
 
 
-def _forward_scan(fn, reset, unroll, current, beta, threshold, rec, consts):
-    def body(state, i_t):
-        if rec is not None:
-            i_t = i_t + state.s @ rec
-        return _step(state, i_t, beta, threshold, reset, lambda x: fn(x, *consts), False)
-
-    zeros = jnp.zeros(current.shape[1:], current.dtype)
-    _, (spikes, membrane) = jax.lax.scan(body, DLIFState(zeros, zeros), current, unroll=unroll)
-    return spikes, membrane
+def _chunks(a, chunk):
+    return a.reshape((a.shape[0] // chunk, chunk) + a.shape[1:])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _integrate(fn, reset, detach_reset, unroll, current, beta, threshold, rec, consts):
-    return _forward_scan(fn, reset, unroll, current, beta, threshold, rec, consts)
+def _unchunk(a):
+    return a.reshape((-1,) + a.shape[2:])
 
 
-def _integrate_fwd(fn, reset, detach_reset, unroll, current, beta, threshold, rec, consts):
-    spikes, membrane = _forward_scan(fn, reset, unroll, current, beta, threshold, rec, consts)
-    return (spikes, membrane), (spikes, membrane, beta, threshold, rec, consts)
+def _forward(fn, reset, chunk, unroll, x, weights, params, consts):
+    beta, threshold, bias, rec = params
+    n = x.shape[-1] if weights is None else weights.shape[1]
+    zeros = jnp.zeros((x.shape[1], n), x.dtype)
+    spike = lambda u: fn(u, *consts)  # noqa: E731
+
+    def per_chunk(state, x_k):
+        current = (x_k if weights is None else x_k @ weights) + bias  # one matmul per chunk
+
+        def per_step(state, i_t):
+            if rec is not None:
+                i_t = i_t + state.s @ rec
+            return _step(state, i_t, beta, threshold, reset, spike, False)
+
+        return jax.lax.scan(per_step, state, current, unroll=unroll)
+
+    _, (spikes, membrane) = jax.lax.scan(per_chunk, DLIFState(zeros, zeros), _chunks(x, chunk))
+    return _unchunk(spikes), _unchunk(membrane)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4))
+def _core(fn, reset, detach_reset, chunk, unroll, x, weights, params, consts):
+    return _forward(fn, reset, chunk, unroll, x, weights, params, consts)
+
+
+def _core_fwd(fn, reset, detach_reset, chunk, unroll, x, weights, params, consts):
+    spikes, membrane = _forward(fn, reset, chunk, unroll, x, weights, params, consts)
+    return (spikes, membrane), (x, weights, params, consts, spikes, membrane)
 
 
 def _sum_to(x, shape):
-    """Sum a ``[T, ..., n]`` array down to a parameter's shape ``()``, ``(1,)`` or ``(n,)``."""
+    """Sum an array ``[..., n]`` down to a parameter's shape ``()``, ``(1,)`` or ``(n,)``."""
     if shape == () or shape == (1,):
         return jnp.sum(x).reshape(shape)
     return jnp.sum(x.reshape(-1, x.shape[-1]), axis=0)
 
 
-def _integrate_bwd(fn, reset, detach_reset, unroll, res, cotangents):
+def _core_bwd(fn, reset, detach_reset, chunk, unroll, res, cotangents):
     r"""Reverse-mode BPTT. With :math:`g_v[t] = dL/dv[t]` (total) and :math:`g_s[t] = dL/ds[t]`:
 
     .. math::
@@ -210,13 +254,21 @@ def _integrate_bwd(fn, reset, detach_reset, unroll, res, cotangents):
 
     with :math:`\partial v[t+1]/\partial v[t] = \beta` and :math:`\partial v[t+1]/\partial s[t] =
     -\vartheta` (subtract reset) or :math:`\beta (1 - s[t])` and :math:`-\beta v[t]` (zero reset); the
-    reset term is dropped with ``detach_reset``. Then :math:`dL/dI[t] = g_v[t]`.
+    reset term is dropped with ``detach_reset``. Then :math:`dL/dI[t] = g_v[t]`, and the weight
+    gradient :math:`\sum_t x[t]^\top g_v[t]` is accumulated one chunk (one matmul) at a time, right
+    after that chunk's adjoints. The parameter gradients are summed per chunk.
     """
-    spikes, membrane, beta, threshold, rec, consts = res
+    x, weights, params, consts, spikes, membrane = res
+    beta, threshold, bias, rec = params
     s_bar, v_bar = cotangents
-    zeros = jnp.zeros(spikes.shape[1:], spikes.dtype)
+    rows, n = spikes.shape[1], spikes.shape[2]
+    zeros = jnp.zeros((rows, n), spikes.dtype)
+    spike = lambda u: fn(u, *consts)  # noqa: E731
+    # the state entering each chunk (the last step of the chunk before; zeros for the first)
+    s_in = jnp.concatenate([zeros[None], spikes[chunk - 1:-1:chunk]])
+    v_in = jnp.concatenate([zeros[None], membrane[chunk - 1:-1:chunk]])
 
-    def body(gv_next, xs):
+    def per_step(gv_next, xs):
         s_t, v_t, sb_t, vb_t = xs
         if reset == "subtract":
             dv_dv, dv_ds = beta, -threshold
@@ -225,26 +277,43 @@ def _integrate_bwd(fn, reset, detach_reset, unroll, res, cotangents):
         gs = sb_t if detach_reset else sb_t + dv_ds * gv_next
         if rec is not None:
             gs = gs + gv_next @ rec.T
-        _, vjp = jax.vjp(lambda x: fn(x, *consts), v_t - threshold)
+        _, vjp = jax.vjp(spike, v_t - threshold)
         (gsig,) = vjp(gs)
         gv = vb_t + dv_dv * gv_next + gsig
         return gv, (gv, gsig)
 
-    _, (gv, gsig) = jax.lax.scan(body, zeros, (spikes, membrane, s_bar, v_bar), reverse=True, unroll=unroll)
-    s_prev = jnp.concatenate([zeros[None], spikes[:-1]])
-    v_prev = jnp.concatenate([zeros[None], membrane[:-1]])
-    if reset == "subtract":
-        d_beta = _sum_to(gv * v_prev, beta.shape)
-        d_threshold = _sum_to(-gsig - gv * s_prev, threshold.shape)
-    else:
-        d_beta = _sum_to(gv * v_prev * (1.0 - s_prev), beta.shape)
-        d_threshold = _sum_to(-gsig, threshold.shape)
-    d_rec = None
+    def per_chunk(carry, xs):
+        gv_next, acc = carry
+        x_k, s_k, v_k, sb_k, vb_k, s0, v0 = xs
+        gv_next, (gv, gsig) = jax.lax.scan(per_step, gv_next, (s_k, v_k, sb_k, vb_k), reverse=True, unroll=unroll)
+        s_prev = jnp.concatenate([s0[None], s_k[:-1]])
+        v_prev = jnp.concatenate([v0[None], v_k[:-1]])
+        d = dict(acc)
+        if weights is not None:
+            d["w"] = acc["w"] + jax.lax.dot_general(x_k.reshape(-1, x_k.shape[-1]), gv.reshape(-1, n),
+                                                    (((0,), (0,)), ((), ())))
+        d["bias"] = acc["bias"] + _sum_to(gv, bias.shape)
+        if reset == "subtract":
+            d["beta"] = acc["beta"] + _sum_to(gv * v_prev, beta.shape)
+            d["threshold"] = acc["threshold"] + _sum_to(-gsig - gv * s_prev, threshold.shape)
+        else:
+            d["beta"] = acc["beta"] + _sum_to(gv * v_prev * (1.0 - s_prev), beta.shape)
+            d["threshold"] = acc["threshold"] + _sum_to(-gsig, threshold.shape)
+        if rec is not None:
+            d["rec"] = acc["rec"] + s_prev.reshape(-1, n).T @ gv.reshape(-1, n)
+        return (gv_next, d), gv
+
+    acc0 = dict(bias=jnp.zeros_like(bias), beta=jnp.zeros_like(beta), threshold=jnp.zeros_like(threshold))
+    if weights is not None:
+        acc0["w"] = jnp.zeros_like(weights)
     if rec is not None:
-        n = spikes.shape[-1]
-        d_rec = s_prev.reshape(-1, n).T @ gv.reshape(-1, n)
-    d_consts = [jnp.zeros_like(c) for c in consts]
-    return gv, d_beta, d_threshold, d_rec, d_consts
+        acc0["rec"] = jnp.zeros_like(rec)
+    xs = tuple(_chunks(a, chunk) for a in (x, spikes, membrane, s_bar, v_bar)) + (s_in, v_in)
+    (_, acc), gv = jax.lax.scan(per_chunk, (zeros, acc0), xs, reverse=True)
+    gv = _unchunk(gv)
+    dx = gv if weights is None else gv @ weights.T
+    d_params = (acc["beta"], acc["threshold"], acc["bias"], acc.get("rec"))
+    return dx, acc.get("w"), d_params, [jnp.zeros_like(c) for c in consts]
 
 
-_integrate.defvjp(_integrate_fwd, _integrate_bwd)
+_core.defvjp(_core_fwd, _core_bwd)

@@ -41,6 +41,7 @@ def numpy_bptt(x, w, beta, theta, bias, reset, a, c, dsig):
     dbeta = np.zeros(w.shape[1])
     dtheta = np.zeros(w.shape[1])
     db = np.zeros(w.shape[1])
+    dx = np.zeros_like(x)
     for t in reversed(range(T)):
         if reset == "subtract":
             dvnext_dv, dvnext_ds = beta, -theta
@@ -50,6 +51,7 @@ def numpy_bptt(x, w, beta, theta, bias, reset, a, c, dsig):
         sig = dsig(v[t] - theta)
         gv = c[t] + dvnext_dv * gv_next + gs * sig
         dW += x[t].T @ gv
+        dx[t] = gv @ w.T
         db += gv.sum(0)
         dtheta += (-gs * sig).sum(0)
         v_prev = v[t - 1] if t > 0 else np.zeros_like(v[0])
@@ -60,7 +62,7 @@ def numpy_bptt(x, w, beta, theta, bias, reset, a, c, dsig):
         else:
             dbeta += (gv * v_prev * (1.0 - s_prev)).sum(0)
         gv_next = gv
-    return dW, dbeta, dtheta, db
+    return dW, dbeta, dtheta, db, dx
 
 
 def random_problem(seed, T=12, B=3, n_in=6, n_out=5, p=0.4):
@@ -119,7 +121,8 @@ def test_scalar_parameters_no_bias_and_single_step():
 
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 @pytest.mark.parametrize("name", ["fast_sigmoid", "triangle", "arctan"])
-def test_bptt_matches_hand_written_adjoint(reset, name):
+@pytest.mark.parametrize("chunk", [None, 1, 4])
+def test_bptt_matches_hand_written_adjoint(reset, name, chunk):
     from tests.test_surrogate import STATED
 
     p, deriv = STATED[name]
@@ -128,13 +131,13 @@ def test_bptt_matches_hand_written_adjoint(reset, name):
     a = rng.normal(size=(15, 3, 5))
     c = rng.normal(size=(15, 3, 5))
 
-    def loss(w, beta, theta, bias):
-        s, v = dlif.simulate(x, w, beta=beta, threshold=theta, bias=bias, reset=reset, surrogate=name)
+    def loss(w, beta, theta, bias, x):
+        s, v = dlif.simulate(x, w, beta=beta, threshold=theta, bias=bias, reset=reset, surrogate=name, chunk=chunk)
         return jnp.sum(a * s + c * v)
 
-    grads = jax.grad(loss, argnums=(0, 1, 2, 3))(w, beta, theta, bias)
+    grads = jax.grad(loss, argnums=(0, 1, 2, 3, 4))(w, beta, theta, bias, x)
     ref = numpy_bptt(x, w, beta, theta, bias, reset, a, c, lambda z: deriv(z, p))
-    for g, r, label in zip(grads, ref, ("weights", "beta", "threshold", "bias")):
+    for g, r, label in zip(grads, ref, ("weights", "beta", "threshold", "bias", "inputs")):
         np.testing.assert_allclose(np.asarray(g), r, rtol=1e-10, atol=1e-10, err_msg=label)
 
 
@@ -249,7 +252,8 @@ def autodiff_reference(current, beta, theta, reset, rec, detach, spike_fn):
 @pytest.mark.parametrize("detach", [False, True])
 @pytest.mark.parametrize("recurrent", [False, True])
 @pytest.mark.parametrize("per_neuron", [False, True])
-def test_custom_bptt_matches_autodiff_of_a_step_loop(reset, detach, recurrent, per_neuron):
+@pytest.mark.parametrize("chunk", [None, 2, 4])
+def test_custom_bptt_matches_autodiff_of_a_step_loop(reset, detach, recurrent, per_neuron, chunk):
     rng = np.random.default_rng(12)
     T, B, n = 9, 2, 4
     current = rng.normal(0.4, 0.6, (T, B, n))
@@ -264,7 +268,7 @@ def test_custom_bptt_matches_autodiff_of_a_step_loop(reset, detach, recurrent, p
         return jnp.sum(a * s + c * v)
 
     ours = lambda cur, b, th, r: dlif.integrate(cur, beta=b, threshold=th, reset=reset, surrogate=fn,  # noqa: E731
-                                                recurrent_weights=r, detach_reset=detach)
+                                                recurrent_weights=r, detach_reset=detach, chunk=chunk)
     ref = lambda cur, b, th, r: autodiff_reference(cur, b, th, reset, r, detach, fn)  # noqa: E731
     argnums = (1, 2, 3, 4) if recurrent else (1, 2, 3)
     g = jax.grad(loss, argnums=argnums)(ours, current, beta, theta, rec)
@@ -274,3 +278,27 @@ def test_custom_bptt_matches_autodiff_of_a_step_loop(reset, detach, recurrent, p
     for x, y, name in zip(g, g_ref, ("current", "beta", "threshold", "recurrent")):
         assert np.shape(x) == np.shape(y), name
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-11, atol=1e-12, err_msg=name)
+
+
+def test_chunking_changes_nothing_but_speed():
+    x, w, beta, theta, bias = random_problem(13, T=10, B=4)
+    x = np.stack([x, x[::-1]], axis=1)  # two batch axes: [T, 2, B, n_in]
+    rng = np.random.default_rng(14)
+    a, c = rng.normal(size=(2, 10, 2, 4, 5))
+
+    def run(chunk):
+        def loss(w, beta, theta, bias, x):
+            s, v = dlif.simulate(x, w, beta=beta, threshold=theta, bias=bias, chunk=chunk)
+            return jnp.sum(a * s + c * v), (s, v)
+
+        return jax.grad(loss, argnums=(0, 1, 2, 3, 4), has_aux=True)(w, beta, theta, bias, x)
+
+    g_ref, (s_ref, v_ref) = run(10)
+    for chunk in (1, 3, 4, 7, None, 50):
+        g, (s, v) = run(chunk)
+        np.testing.assert_array_equal(np.asarray(s), np.asarray(s_ref))
+        np.testing.assert_allclose(np.asarray(v), np.asarray(v_ref), atol=1e-13)
+        for gi, ri in zip(g, g_ref):
+            np.testing.assert_allclose(np.asarray(gi), np.asarray(ri), rtol=1e-11, atol=1e-12)
+    with pytest.raises(ValueError, match="chunk"):
+        dlif.simulate(x, w, beta=0.9, threshold=1.0, chunk=0)
