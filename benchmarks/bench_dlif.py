@@ -5,7 +5,8 @@ Workloads (the issue's): 784-1000-10 with T = 25 and 784-1000-1000-10 with T = 1
 ``beta = 0.95``, threshold 1, subtract reset, fast-sigmoid surrogate (slope 25), inputs = Bernoulli
 spikes ``[T, B, 784]`` precomputed once from the first 128 MNIST training images (pixel intensity =
 spike probability per step; about 13 % of the entries are spikes), cross-entropy on the output spike
-counts, Adam (lr 5e-4). Each library runs in its own process (``benchmarks/peer/dlif_workload.py``;
+counts, Adam (lr 5e-4). Each library's steps per second is the best of ``--rounds`` rounds that
+alternate between the libraries (all rounds are in the JSON). Each library runs in its own process (``benchmarks/peer/dlif_workload.py``;
 the peers from their own venv, ``--peer-python``, never project dependencies), so the peak resident
 memory of each process is comparable.
 
@@ -77,6 +78,8 @@ def main(argv=None):
     p.add_argument("--data-dir", default=None)
     p.add_argument("--peer-python", default=None, help="python of the venv with snntorch, norse, spyx, torch")
     p.add_argument("--workloads", type=int, nargs="+", default=[0, 1], help="indices into WORKLOADS")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds over the libraries, alternating (each lib's best round counts: the machine is noisy)")
     p.add_argument("--out", default="results/bench_dlif.json")
     args = p.parse_args(argv)
     results = []
@@ -98,15 +101,21 @@ def main(argv=None):
             libs = [("jaxsnn", sys.executable)]
             if args.peer_python:
                 libs += [(lib, args.peer_python) for lib in ("spyx", "snntorch", "norse")]
-            for lib, python in libs:
-                r = worker(python, "--lib", lib, *common)
-                row["libs"][lib] = r
-                if "error" in r:
-                    print(f"{'-'.join(map(str, layers))} T={T} {lib:9s} failed: {r['error']}")
-                else:
-                    print(f"{'-'.join(map(str, layers))} T={T} {lib:9s} {r['steps_per_s']:6.2f} steps/s "
+            for round_ in range(args.rounds):
+                for lib, python in libs:
+                    r = worker(python, "--lib", lib, *common)
+                    best = row["libs"].get(lib)
+                    if "error" in r:
+                        print(f"{'-'.join(map(str, layers))} T={T} {lib:9s} failed: {r['error']}")
+                        row["libs"].setdefault(lib, r)
+                        continue
+                    print(f"{'-'.join(map(str, layers))} T={T} round {round_} {lib:9s} {r['steps_per_s']:6.2f} steps/s "
                           f"({100 * r['steps_per_s'] / limit:5.1f} % of the matmul bound {limit:.2f}), "
                           f"peak RSS {r['peak_rss_mb']:.0f} MiB")
+                    rounds = (best or {}).get("rounds", []) + [r["steps_per_s"]]
+                    if best is None or "error" in best or r["steps_per_s"] > best["steps_per_s"]:
+                        best = r
+                    row["libs"][lib] = dict(best, rounds=rounds)
             results.append(row)
     out = dict(machine=dict(platform=platform.platform(), cpus=os.cpu_count()), workloads=results,
                command="python benchmarks/bench_dlif.py " + " ".join(sys.argv[1:] if argv is None else argv))

@@ -234,7 +234,7 @@ class DLIFDense(nn.Module):
       surrogate: ``None``, a name or a callable (see :func:`jaxsnn.surrogate.resolve`).
       recurrent: add all-to-all recurrent weights ``[features, features]`` (init ``±1/sqrt(features)``).
       use_bias: a per-neuron bias current.
-      detach_reset, remat, unroll: passed to :func:`jaxsnn.dlif.simulate`.
+      detach_reset, remat, chunk, unroll: passed to :func:`jaxsnn.dlif.simulate`.
     """
 
     features: int
@@ -248,6 +248,7 @@ class DLIFDense(nn.Module):
     learn_threshold: bool = False
     detach_reset: bool = False
     remat: bool = False
+    chunk: Optional[int] = None
     unroll: int = 1
 
     @nn.compact
@@ -270,7 +271,8 @@ class DLIFDense(nn.Module):
                                            (self.features,), dtype))
         spikes, membrane = dlif.simulate(inputs, w, beta=beta, threshold=threshold, bias=b, reset=self.reset,
                                          surrogate=self.surrogate, recurrent_weights=v,
-                                         detach_reset=self.detach_reset, remat=self.remat, unroll=self.unroll)
+                                         detach_reset=self.detach_reset, remat=self.remat, chunk=self.chunk,
+                                         unroll=self.unroll)
         return (spikes, membrane) if return_membrane else spikes
 
 

@@ -7,7 +7,7 @@ inputs = precomputed Bernoulli spikes ``[T, B, 784]`` (loaded from ``--inputs``)
 cross-entropy on the output spike counts, Adam with lr 5e-4. Every library is written the way its
 documentation writes it:
 
-* ``jaxsnn``: ``jaxsnn.nn.DLIFMLP`` (the input projection of each layer hoisted out of the scan),
+* ``jaxsnn``: ``jaxsnn.nn.DLIFMLP`` (input projection one matmul per chunk of steps, hand-written BPTT),
   ``losses.rate_cross_entropy``, one jitted step with donated buffers.
 * ``snntorch``: ``nn.Linear`` + ``snn.Leaky(beta, spike_grad=surrogate.fast_sigmoid(25))`` per
   step in a Python loop (as in its tutorials), ``SF.ce_count_loss()``.
