@@ -249,7 +249,7 @@ class DLIFDense(nn.Module):
     detach_reset: bool = False
     remat: bool = False
     chunk: Optional[int] = None
-    unroll: int = 1
+    unroll: Optional[int] = None
 
     @nn.compact
     def __call__(self, inputs, *, return_membrane: bool = False):
