@@ -29,6 +29,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
+
 from jaxsnn import surrogate as _surrogate
 
 __all__ = ["DLIFState", "step", "simulate", "integrate", "RESETS"]
@@ -237,6 +239,9 @@ def _core(fn, reset, detach_reset, chunk, unroll, x, weights, params, consts):
 
 
 def _core_fwd(fn, reset, detach_reset, chunk, unroll, x, weights, params, consts):
+    # symbolic_zeros=True: the primals arrive wrapped (value, perturbed)
+    x, weights, params, consts = jax.tree.map(lambda p: p.value, (x, weights, params, consts),
+                                              is_leaf=lambda p: isinstance(p, CustomVJPPrimal))
     spikes, membrane = _forward(fn, reset, chunk, unroll, x, weights, params, consts)
     return (spikes, membrane), (x, weights, params, consts, spikes, membrane)
 
@@ -265,7 +270,8 @@ def _core_bwd(fn, reset, detach_reset, chunk, unroll, res, cotangents):
     """
     x, weights, params, consts, spikes, membrane = res
     beta, threshold, bias, rec = params
-    s_bar, v_bar = cotangents
+    # an unused output (often the membrane) has a symbolic zero cotangent: no zeros array is read
+    s_bar, v_bar = (None if isinstance(c, SymbolicZero) else c for c in cotangents)
     rows, n = spikes.shape[1], spikes.shape[2]
     zeros = jnp.zeros((rows, n), spikes.dtype)
     spike = lambda u: fn(u, *consts)  # noqa: E731
@@ -279,12 +285,16 @@ def _core_bwd(fn, reset, detach_reset, chunk, unroll, res, cotangents):
             dv_dv, dv_ds = beta, -threshold
         else:
             dv_dv, dv_ds = beta * (1.0 - s_t), -beta * v_t
-        gs = sb_t if detach_reset else sb_t + dv_ds * gv_next
+        gs = jnp.zeros_like(gv_next) if sb_t is None else sb_t
+        if not detach_reset:
+            gs = gs + dv_ds * gv_next
         if rec is not None:
             gs = gs + gv_next @ rec.T
         _, vjp = jax.vjp(spike, v_t - threshold)
         (gsig,) = vjp(gs)
-        gv = vb_t + dv_dv * gv_next + gsig
+        gv = dv_dv * gv_next + gsig
+        if vb_t is not None:
+            gv = gv + vb_t
         return gv, (gv, gsig)
 
     def per_chunk(carry, xs):
@@ -313,7 +323,7 @@ def _core_bwd(fn, reset, detach_reset, chunk, unroll, res, cotangents):
         acc0["w"] = jnp.zeros_like(weights)
     if rec is not None:
         acc0["rec"] = jnp.zeros_like(rec)
-    xs = tuple(_chunks(a, chunk) for a in (x, spikes, membrane, s_bar, v_bar)) + (s_in, v_in)
+    xs = tuple(None if a is None else _chunks(a, chunk) for a in (x, spikes, membrane, s_bar, v_bar)) + (s_in, v_in)
     (_, acc), gv = jax.lax.scan(per_chunk, (zeros, acc0), xs, reverse=True)
     gv = _unchunk(gv)
     dx = gv if weights is None else gv @ weights.T
@@ -321,4 +331,4 @@ def _core_bwd(fn, reset, detach_reset, chunk, unroll, res, cotangents):
     return dx, acc.get("w"), d_params, [jnp.zeros_like(c) for c in consts]
 
 
-_core.defvjp(_core_fwd, _core_bwd)
+_core.defvjp(_core_fwd, _core_bwd, symbolic_zeros=True)

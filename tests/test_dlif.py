@@ -302,3 +302,22 @@ def test_chunking_changes_nothing_but_speed():
             np.testing.assert_allclose(np.asarray(gi), np.asarray(ri), rtol=1e-11, atol=1e-12)
     with pytest.raises(ValueError, match="chunk"):
         dlif.simulate(x, w, beta=0.9, threshold=1.0, chunk=0)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_unused_output_gets_a_symbolic_zero_and_the_same_gradient(reset):
+    # loss on the spikes only (membrane unused) and on the membrane only (spikes unused)
+    x, w, beta, theta, bias = random_problem(15, T=11)
+    rng = np.random.default_rng(16)
+    a = rng.normal(size=(11, 3, 5))
+    zero = np.zeros_like(a)
+    deriv = lambda z: 1.0 / (1.0 + 25.0 * np.abs(z)) ** 2  # noqa: E731 (fast sigmoid, slope 25)
+    for which, (ca, cc) in (("spikes", (a, zero)), ("membrane", (zero, a))):
+        def loss(w, beta, theta, bias, x):
+            s, v = dlif.simulate(x, w, beta=beta, threshold=theta, bias=bias, reset=reset)
+            return jnp.sum(a * (s if which == "spikes" else v))
+
+        grads = jax.grad(loss, argnums=(0, 1, 2, 3, 4))(w, beta, theta, bias, x)
+        ref = numpy_bptt(x, w, beta, theta, bias, reset, ca, cc, deriv)
+        for g, r in zip(grads, ref):
+            np.testing.assert_allclose(np.asarray(g), r, rtol=1e-10, atol=1e-10, err_msg=which)
