@@ -96,11 +96,26 @@ class SRMNetwork:
     encode: Callable
     decode: Callable
     input_range: tuple = (0.0, 1.0)
+    offsets: Optional[tuple] = None
 
     def spike_times(self, t_in):
-        t = t_in
-        for layer in self.layers:
+        """Output spike times (absolute) for input spike times ``t_in [..., num_inputs]``.
+
+        With ``offsets`` (one float per layer), layer ``i`` is evaluated on times relative to
+        ``offsets[i]``. Spike times are shift-equivariant, so the result is the same; the
+        affine combinations inside a layer then act on small numbers instead of large absolute
+        times, which keeps float32 accurate in deep constructions.
+        """
+        if self.offsets is None:
+            t = t_in
+            for layer in self.layers:
+                t = layer(t)
+            return t
+        t = t_in - self.offsets[0]
+        for i, layer in enumerate(self.layers):
             t = layer(t)
+            nxt = self.offsets[i + 1] if i + 1 < len(self.layers) else 0.0
+            t = t + (self.offsets[i] - nxt)
         return t
 
     def __call__(self, x):
@@ -270,7 +285,7 @@ def relu_to_snn(layers, input_range=(0.0, 1.0)) -> SRMNetwork:
     lo, hi = _input_box(input_range, d)
     h = hi - lo                      # value ranges [0, h] of the shifted inputs v = x - lo
     A = 0.0                          # time of value 0 (and of the reference spike)
-    snn = []
+    snn, offsets = [], []
     K = None
     for idx, (W, b) in enumerate(layers):
         last = idx == len(layers) - 1
@@ -289,6 +304,7 @@ def relu_to_snn(layers, input_range=(0.0, 1.0)) -> SRMNetwork:
             w[n_in, n_out] = 1.0
             theta.append(K - 1.0 - A)
         snn.append(SRMLayer(w, np.asarray(theta)))
+        offsets.append(A)
         if last:
             break
         z_hi = b + (np.maximum(W, 0.0) * h[:, None]).sum(0)
@@ -297,10 +313,11 @@ def relu_to_snn(layers, input_range=(0.0, 1.0)) -> SRMNetwork:
         w2[n_out, :n_out] = 2.0
         w2[n_out, n_out] = 1.0
         snn.append(SRMLayer(w2, np.asarray([2.0] * n_out + [1.0])))
+        offsets.append(K - 1.0)
         A, h = K, np.maximum(z_hi, 0.0)
     k_out = K
     return SRMNetwork(layers=tuple(snn), encode=_range_checked_encoder(lo, hi, 1),
-                      decode=lambda t: k_out - t, input_range=(lo, hi))
+                      decode=lambda t: k_out - t, input_range=(lo, hi), offsets=tuple(offsets))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -125,3 +125,17 @@ def test_dlif_timestep_sweep_writes_table_and_figure(tmp_path, shared_data):
     assert result["rows"][1]["spikes_in"] > 2 * result["rows"][0]["spikes_in"]
     for f in ("summary.json", "table.md", "timesteps.png", "T1/result.json", "T3/result.json"):
         assert (tmp_path / f).exists(), f
+
+
+def test_expressivity_generalization_part_runs(tmp_path, shared_data):
+    import expressivity
+
+    res = expressivity.main(["--parts", "generalization", "--widths", "4", "--train-samples", "100", "--epochs", "1",
+                             "--num-steps", "2", "--data-dir", str(shared_data), "--out", str(tmp_path), "--quiet"])
+    rows = res["generalization"]
+    assert [r["model"] for r in rows] == ["srm", "dlif"]
+    for r in rows:
+        assert 0.0 <= r["train_acc"] <= 1.0 and 0.0 <= r["test_acc"] <= 1.0
+        assert r["gap"] == r["train_acc"] - r["test_acc"] and r["bound"] > 0
+    assert (tmp_path / "generalization.png").exists()
+    assert json.loads((tmp_path / "generalization.json").read_text()) == rows
