@@ -595,7 +595,8 @@ def firing_map_properties(f: Callable, lo, hi, *, key, n: int = 2000, tol: float
 
     * ``increasing``: ``f(max(x, y)) >= f(x)`` for every pair (coordinate-wise maximum);
     * ``concave``: ``f((x + y)/2) >= (f(x) + f(y))/2``;
-    * ``continuous``: no jump along the random segments ``x -> y`` (:func:`find_jumps`);
+    * ``continuous``: no jump along two random segments ``x -> y`` (:func:`find_jumps`; the whole
+      interval for ``d = 1``);
     * ``piecewise_linear``: along each segment, the map coincides with the line through its
       exact gradient at the segment's start up to the first kink (checked at the midpoint of
       each pair of grid neighbours with equal exact gradients);
@@ -630,7 +631,7 @@ def firing_map_properties(f: Callable, lo, hi, *, key, n: int = 2000, tol: float
     if d == 1:
         jumps = find_jumps(lambda p: f(p), float(lo[0]), float(hi[0]))
     else:
-        for i in range(4):
+        for i in range(2):
             xi, yi = x[i], y[i]
             g = lambda s_, xi=xi, yi=yi: f(xi + s_[0] * (yi - xi))
             jumps += find_jumps(g, 0.0, 1.0, n=257)

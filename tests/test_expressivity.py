@@ -175,15 +175,15 @@ def test_firing_map_properties():
     rng = np.random.default_rng(1)
     W, th = rng.uniform(0.1, 1.5, (3, 2)), rng.uniform(0.3, 1.5, 2)
     props = ex.firing_map_properties(lambda p: srm.first_spike_times(p, W, th)[..., :1], np.zeros(3),
-                                     np.ones(3), key=jax.random.PRNGKey(0), n=500)
+                                     np.ones(3), key=jax.random.PRNGKey(0), n=200)
     assert props["increasing"] and props["concave"] and props["continuous"] and props["piecewise_linear"]
     # an inhibitory input breaks monotonicity and concavity (still piecewise linear)
     Wi = np.array([[1.0], [-0.5]])
     props = ex.firing_map_properties(lambda p: srm.first_spike_times(p, Wi, 0.8), np.zeros(2), np.ones(2),
-                                     key=jax.random.PRNGKey(1), n=500)
+                                     key=jax.random.PRNGKey(1), n=200)
     assert props["piecewise_linear"] and not props["increasing"]
     props = ex.firing_map_properties(lambda p: ex.discontinuous_example()(p), np.zeros(1), np.ones(1),
-                                     key=jax.random.PRNGKey(2), n=500)
+                                     key=jax.random.PRNGKey(2), n=200)
     assert not props["continuous"] and props["piecewise_linear"]
 
 
