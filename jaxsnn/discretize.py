@@ -30,7 +30,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["quantize", "bin_index", "ESTIMATORS"]
+__all__ = ["quantize", "bin_index", "bin_end", "estimator_slope", "ESTIMATORS"]
 
 ESTIMATORS = ("straight_through", "sine")
 
@@ -55,6 +55,28 @@ def _forward(t, dt):
     k = bin_index(t, dt)
     q = jnp.where(jnp.isfinite(t), (k + 1) * dt, t)
     return jnp.where(dt > 0, q, t), k
+
+
+def bin_end(t, dt):
+    """The forward map of :func:`quantize` without its estimator: ``(floor(t/dt) + 1) dt``,
+    ``t`` itself where ``dt = 0``; no custom derivative (for code with its own backward pass)."""
+    return _forward(t, dt)[0]
+
+
+def estimator_slope(t, dt, estimator: str = "straight_through"):
+    r"""The derivative the backward pass of :func:`quantize` uses for ``t``.
+
+    ``1`` for ``"straight_through"``; :math:`1 - \cos(2\pi t/dt)` for ``"sine"`` (``1`` where
+    ``dt = 0``); ``0`` where ``t = inf``.
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    finite = jnp.isfinite(t)
+    if estimator == "straight_through":
+        return jnp.where(finite, 1.0, 0.0).astype(jnp.result_type(t, float))
+    ok = (dt > 0) & finite
+    phase = jnp.where(ok, 2 * jnp.pi * jnp.where(finite, t, 0.0) / jnp.where(dt > 0, dt, 1.0), 0.0)
+    return jnp.where(ok, 1.0 - jnp.cos(phase), jnp.where(finite, 1.0, 0.0))
 
 
 @jax.custom_jvp
@@ -85,10 +107,7 @@ def _sine_jvp(primals, tangents):
     t, dt = primals
     t_dot, dt_dot = tangents
     q, k = _forward(t, dt)
-    ok = (dt > 0) & jnp.isfinite(t)
-    phase = jnp.where(ok, 2 * jnp.pi * jnp.where(jnp.isfinite(t), t, 0.0) / jnp.where(dt > 0, dt, 1.0), 0.0)
-    slope = jnp.where(ok, 1.0 - jnp.cos(phase), jnp.where(jnp.isfinite(t), 1.0, 0.0))
-    return q, slope * t_dot + _dt_tangent(t, dt, k, dt_dot)
+    return q, estimator_slope(t, dt, "sine") * t_dot + _dt_tangent(t, dt, k, dt_dot)
 
 
 def quantize(t, dt, *, estimator: str = "straight_through"):

@@ -66,6 +66,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsnn.discretize import ESTIMATORS, bin_end, estimator_slope
 from jaxsnn.srm import _argsort, _check_weights_threshold, _is_concrete
 
 __all__ = ["spike_times", "lambertw", "TAU_RATIOS"]
@@ -172,6 +173,7 @@ class _Params(NamedTuple):
     tau_m: jax.Array
     theta: jax.Array  # [n_out]
     t_max: jax.Array
+    dt: jax.Array = None  # clock step (discrete mode only)
 
 
 _COMPACT_MIN = 1024  # inputs with more spike slots than this are compacted before sorting
@@ -304,12 +306,34 @@ class _State(NamedTuple):
     anchor: jax.Array  # [B, n] anchor time
     span: jax.Array  # [B, n] span from the anchor to the end of the current interval
     count: jax.Array  # [B, n] spikes recorded
-    times: jax.Array  # [B, n, K]
+    times: jax.Array  # [B, n, K] emitted spike times
     slopes: jax.Array  # [B, n, K]
+    # discrete mode only (None otherwise)
+    star: jax.Array = None  # [B, n, K] threshold crossing times (before the delay to the bin end)
+    imm: jax.Array = None  # [B, n, K] bool: "immediate" spike (above threshold right after a reset)
+    end: jax.Array = None  # [B, n] time of the end of the current interval
+    blocked: jax.Array = None  # [B, n] bool: no more spikes in the current interval
 
 
-def _fire(ratio, p: _State, theta, tau_m, K):
-    """Record every spike until no neuron crosses within its current interval."""
+def _detect(ratio, s: _State, theta, K):
+    active = s.count < K
+    cross = _crossing(ratio, s.u, s.c, s.span, theta, active)
+    if s.star is None:
+        return cross
+    # on a clock, a neuron still above threshold after its reset fires again at once (in an
+    # interval of non-zero length: the last event's interval waits for the tail)
+    open_ = s.span < 1.0 if ratio == 2 else s.span > 0.0
+    return (cross | (active & open_ & (s.u >= theta))) & ~s.blocked
+
+
+def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
+    """Record every spike until no neuron crosses within its current interval.
+
+    Continuous mode (``dt is None``): the spike is at the crossing and the membrane restarts
+    from 0 there. Discrete mode: a crossing at ``t*`` is emitted at the end of its bin
+    ``t_q``; the reset (``u -> u - theta``) happens at ``t_q``, and the spike is only accepted
+    if ``t_q`` is not after the end of the interval (the next input, or ``t_max``).
+    """
 
     def cond(carry):
         return jnp.any(carry[1])
@@ -317,23 +341,46 @@ def _fire(ratio, p: _State, theta, tau_m, K):
     def body(carry):
         s, cross = carry
         ds, c_at, slope, rest = _crossing_point(ratio, s.u, s.c, s.span, theta, tau_m)
-        t_spike = s.anchor + ds
         slot = (jnp.arange(K) == s.count[..., None]) & cross[..., None]
-        times = jnp.where(slot, t_spike[..., None], s.times)
-        slopes = jnp.where(slot, slope[..., None], s.slopes)
+        if dt is None:
+            t_spike = s.anchor + ds
+            times = jnp.where(slot, t_spike[..., None], s.times)
+            slopes = jnp.where(slot, slope[..., None], s.slopes)
+            s = _State(
+                u=jnp.where(cross, 0.0, s.u),
+                c=jnp.where(cross, c_at, s.c),
+                anchor=jnp.where(cross, t_spike, s.anchor),
+                span=jnp.where(cross, rest, s.span),
+                count=s.count + cross,
+                times=times,
+                slopes=slopes,
+            )
+            return s, _detect(ratio, s, theta, K)
+        imm = s.u >= theta
+        t_star = s.anchor + jnp.where(imm, 0.0, ds)
+        t_q = bin_end(t_star, dt)
+        ok = cross & (t_q <= s.end)
+        slot = slot & ok[..., None]
+        # state at t_q (no reset yet), then the soft reset
+        to_q = _span(ratio, t_q, s.anchor, tau_m)
+        u_q, c_q = _advance(ratio, s.u, s.c, to_q)
+        rest = s.span / to_q if ratio == 2 else s.span - to_q
         s = _State(
-            u=jnp.where(cross, 0.0, s.u),
-            c=jnp.where(cross, c_at, s.c),
-            anchor=jnp.where(cross, t_spike, s.anchor),
-            span=jnp.where(cross, rest, s.span),
-            count=s.count + cross,
-            times=times,
-            slopes=slopes,
+            u=jnp.where(ok, u_q - theta, s.u),
+            c=jnp.where(ok, c_q, s.c),
+            anchor=jnp.where(ok, t_q, s.anchor),
+            span=jnp.where(ok, rest, s.span),
+            count=s.count + ok,
+            times=jnp.where(slot, t_q[..., None], s.times),
+            slopes=jnp.where(slot, slope[..., None], s.slopes),
+            star=jnp.where(slot, t_star[..., None], s.star),
+            imm=jnp.where(slot, imm[..., None], s.imm),
+            end=s.end,
+            blocked=s.blocked | (cross & ~ok),
         )
-        return s, _crossing(ratio, s.u, s.c, s.span, theta, s.count < K)
+        return s, _detect(ratio, s, theta, K)
 
-    cross = _crossing(ratio, p.u, p.c, p.span, theta, p.count < K)
-    return jax.lax.while_loop(cond, body, (p, cross))[0]
+    return jax.lax.while_loop(cond, body, (p, _detect(ratio, p, theta, K)))[0]
 
 
 def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
@@ -346,11 +393,15 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
     theta, tau_m = prm.theta, prm.tau_m
     empty = 1.0 if ratio == 2 else 0.0
     zeros = jnp.zeros((B, n), dtype)
+    dt = prm.dt
     s0 = _State(
         u=zeros, c=zeros, anchor=zeros, span=jnp.full((B, n), empty, dtype),
         count=jnp.zeros((B, n), jnp.int32),
         times=jnp.full((B, n, K), jnp.inf, dtype), slopes=jnp.zeros((B, n, K), dtype),
     )
+    if dt is not None:
+        s0 = s0._replace(star=jnp.full((B, n, K), jnp.inf, dtype), imm=jnp.zeros((B, n, K), bool),
+                         end=jnp.full((B, n), jnp.inf, dtype), blocked=jnp.zeros((B, n), bool))
 
     def cond(carry):
         e, s = carry
@@ -366,13 +417,16 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
         c = c + tau_m * w[src_e[:, e]]
         # the next interval ends at the next event; the last one waits for the tail
         span = jnp.where(jnp.isfinite(t_next), _span(ratio, jnp.where(jnp.isfinite(t_next), t_next, 0.0), t_e, tau_m), empty)
-        s = _State(
+        s = s._replace(
             u=jnp.where(here, u, s.u), c=jnp.where(here, c, s.c),
             anchor=jnp.where(here, jnp.broadcast_to(t_e, (B, n)), s.anchor),
             span=jnp.where(here, jnp.broadcast_to(span, (B, n)), s.span),
-            count=s.count, times=s.times, slopes=s.slopes,
         )
-        return e + 1, _fire(ratio, s, theta, tau_m, K)
+        if dt is not None:
+            end = jnp.where(jnp.isfinite(t_next), t_next, prm.t_max)
+            s = s._replace(end=jnp.where(here, jnp.broadcast_to(end, (B, n)), s.end),
+                           blocked=jnp.where(here, False, s.blocked))
+        return e + 1, _fire(ratio, s, theta, tau_m, K, dt)
 
     _, s = jax.lax.while_loop(cond, body, (jnp.int32(0), s0))
     # the tail: from each neuron's anchor (last event or last spike) to t_max
@@ -380,8 +434,10 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
                      0.0 if ratio == 2 else jnp.inf)
     has_events = jnp.isfinite(times_e[:, :1])
     s = s._replace(span=jnp.where(has_events, tail, empty))
-    s = _fire(ratio, s, theta, tau_m, K)
-    return s.times, s.slopes, times_e, src_e, order
+    if dt is not None:
+        s = s._replace(end=jnp.full((B, n), prm.t_max, dtype), blocked=~jnp.broadcast_to(has_events, (B, n)))
+    s = _fire(ratio, s, theta, tau_m, K, dt)
+    return s.times, s.slopes, times_e, src_e, order, s.star, s.imm
 
 
 # ----------------------------------------------------------------------------------------------
@@ -428,6 +484,56 @@ def _spike_adjoints(ratio, t_out, slopes, g, prm: _Params):
     init = (jnp.zeros_like(tk[0]), jnp.zeros_like(tk[0]))
     _, (psi1, psi2) = jax.lax.scan(step, init, (tk, vk, gk, duk, t_next, v_next), reverse=True)
     return jnp.moveaxis(psi1, 0, -1), jnp.moveaxis(psi2, 0, -1)
+
+
+def _spike_adjoints_discrete(ratio, t_q, star, imm, slopes, g, prm: _Params, estimator):
+    """:func:`_spike_adjoints` for a clocked layer; also returns each spike's term of the
+    ``tau_syn`` gradient.
+
+    Spike ``m`` is emitted at ``t_q,m = q(t*_m)`` (backward: ``dt_q/dt* =`` the estimator's
+    slope ``s_m``); its crossing ``t*_m`` solves ``F_m(t) = sum_j w_j kappa(t - t_j)
+    - theta sum_{k<m} e^{-(t - t_q,k)/tau_m} = theta``: inputs and resets at their clocked
+    times. An immediate spike (above threshold right after the reset ``t_q,m-1``) has
+    ``t*_m = t_q,m-1``: its adjoint passes to the previous spike. The suffix sums are re-based
+    at the crossing times ``t*``, where the event pass evaluates the kernels.
+    """
+    tau_m, theta = prm.tau_m, prm.theta
+    valid = jnp.isfinite(t_q)
+    floor = math.sqrt(float(jnp.finfo(t_q.dtype).eps)) * theta[:, None] / tau_m
+    du = jnp.maximum(slopes, floor)
+    sl = estimator_slope(star, prm.dt, estimator)
+    g = jnp.where(valid, g, 0.0)
+    ts0 = jnp.where(valid, star, 0.0)
+    tq0 = jnp.where(valid, t_q, 0.0)
+    mv = lambda a: jnp.moveaxis(a, -1, 0)
+    tk, qk, vk, gk, duk, ik, sk = map(mv, (ts0, tq0, valid, g, du, imm & valid, sl))
+    t_next = jnp.concatenate([tk[1:], tk[-1:]], axis=0)
+    v_next = jnp.concatenate([vk[1:], jnp.zeros_like(vk[-1:])], axis=0)
+
+    def step(carry, xs):
+        h1, h2, passed = carry  # suffix sums at t*_{k+1}; adjoint passed by an immediate spike k+1
+        t, tq, v, gg, d, im, sv, tn, vn = xs
+        gap = jnp.where(vn & v, tn - t, 0.0)
+        dec = jnp.where(vn & v, jnp.exp(-gap / tau_m), 0.0)
+        if ratio == 2:
+            H1, H2 = dec * h1, dec * dec * h2
+        else:
+            H1, H2 = dec * h1, dec * (h2 + gap * h1)
+        # d/dt_q,k of the later F_m: the reset kernel seen from the reset time t_q,k
+        rf = jnp.where(v, jnp.exp((tq - t) / tau_m), 0.0)
+        reset = -theta / tau_m * rf * H1
+        lam = sv * (gg + reset + passed)  # adjoint of t*_k
+        normal = v & ~im
+        nu = jnp.where(normal, -lam / d, 0.0)
+        tau_term = jnp.where(normal, lam * t, 0.0) - jnp.where(v, tq * reset, 0.0)
+        p1 = nu + H1
+        p2 = nu + H2 if ratio == 2 else H2
+        return (p1, p2, jnp.where(v & im, lam, 0.0)), (p1, p2, tau_term)
+
+    zero = jnp.zeros_like(tk[0])
+    _, (psi1, psi2, tau_terms) = jax.lax.scan(step, (zero, zero, zero), (tk, qk, vk, gk, duk, ik, sk, t_next, v_next),
+                                              reverse=True)
+    return jnp.moveaxis(psi1, 0, -1), jnp.moveaxis(psi2, 0, -1), jnp.sum(tau_terms)
 
 
 def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2):
@@ -491,22 +597,28 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2):
     return dw, dt_sorted
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
-def _spike_times(t_flat, w, tau_syn, theta, t_max, ratio, k_in, K):
-    prm = _Params(tau_syn, ratio * tau_syn, theta, t_max)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8, 9))
+def _spike_times(t_flat, w, tau_syn, theta, t_max, dt, ratio, k_in, K, estimator):
+    prm = _Params(tau_syn, ratio * tau_syn, theta, t_max, None if estimator is None else dt)
     return _forward(t_flat, w, prm, ratio, k_in, K)[0]
 
 
-def _spike_times_fwd(t_flat, w, tau_syn, theta, t_max, ratio, k_in, K):
-    prm = _Params(tau_syn, ratio * tau_syn, theta, t_max)
-    t_out, slopes, times_e, src_e, order = _forward(t_flat, w, prm, ratio, k_in, K)
-    return t_out, (t_flat, w, prm, t_out, slopes, times_e, src_e, order)
+def _spike_times_fwd(t_flat, w, tau_syn, theta, t_max, dt, ratio, k_in, K, estimator):
+    prm = _Params(tau_syn, ratio * tau_syn, theta, t_max, None if estimator is None else dt)
+    t_out, slopes, times_e, src_e, order, star, imm = _forward(t_flat, w, prm, ratio, k_in, K)
+    return t_out, (t_flat, w, prm, t_out, slopes, times_e, src_e, order, star, imm, dt)
 
 
-def _spike_times_bwd(ratio, k_in, K, res, g):
-    t_flat, w, prm, t_out, slopes, times_e, src_e, order = res
-    psi1, psi2 = _spike_adjoints(ratio, t_out, slopes, g, prm)
-    dw, dt_sorted = _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2)
+def _spike_times_bwd(ratio, k_in, K, estimator, res, g):
+    t_flat, w, prm, t_out, slopes, times_e, src_e, order, star, imm, dt_step = res
+    if estimator is None:
+        psi1, psi2 = _spike_adjoints(ratio, t_out, slopes, g, prm)
+        t_eval = t_out
+        gt = jnp.sum(jnp.where(jnp.isfinite(t_out), g * t_out, 0.0))
+    else:
+        psi1, psi2, gt = _spike_adjoints_discrete(ratio, t_out, star, imm, slopes, g, prm, estimator)
+        t_eval = star
+    dw, dt_sorted = _event_grads(ratio, w, prm, times_e, src_e, t_eval, psi1, psi2)
     B = t_flat.shape[0]
     dt = jnp.zeros_like(t_flat).at[jnp.arange(B)[:, None], order].add(dt_sorted)  # padding adds 0
     dt = jnp.where(jnp.isfinite(t_flat) & (t_flat <= prm.t_max), dt, 0.0)
@@ -515,10 +627,12 @@ def _spike_times_bwd(ratio, k_in, K, res, g):
     #   (t, tau_syn, t_max, w) -> (c t, c tau_syn, c t_max, w / c) scales spikes by c.
     wdw = jnp.sum(w * dw, axis=0)  # [n]
     dtheta = -wdw / prm.theta
+    #   Clocked layers: the same relation holds for every crossing equation F_m (inputs and
+    #   resets at their clocked times), which turns gt into sum_m lambda*_m t*_m - t_q,m R_m
+    #   (see _spike_adjoints_discrete).
     t_in0 = jnp.where(jnp.isfinite(t_flat), t_flat, 0.0)
-    gt = jnp.sum(jnp.where(jnp.isfinite(t_out), g * t_out, 0.0))
     dtau = (gt - jnp.sum(t_in0 * dt) + jnp.sum(wdw)) / prm.tau_syn
-    return dt, dw, dtau, dtheta, jnp.zeros_like(prm.t_max)
+    return dt, dw, dtau, dtheta, jnp.zeros_like(prm.t_max), jnp.zeros_like(dt_step)
 
 
 _spike_times.defvjp(_spike_times_fwd, _spike_times_bwd)
@@ -529,7 +643,8 @@ _spike_times.defvjp(_spike_times_fwd, _spike_times_bwd)
 # ----------------------------------------------------------------------------------------------
 
 
-def spike_times(t_in, weights, *, tau_syn, threshold, tau_ratio=2, max_spikes=1, t_max=jnp.inf):
+def spike_times(t_in, weights, *, tau_syn, threshold, tau_ratio=2, max_spikes=1, t_max=jnp.inf, dt=None,
+                estimator="straight_through"):
     r"""Exact output spike times of a layer of current-based LIF neurons with soft reset.
 
     See the module docstring for the model, the closed forms and the gradients.
@@ -544,6 +659,20 @@ def spike_times(t_in, weights, *, tau_syn, threshold, tau_ratio=2, max_spikes=1,
       tau_ratio: static ``tau_mem / tau_syn``, 2 or 1; anything else raises ``ValueError``.
       max_spikes: static number of output spikes kept per neuron (``1``: first spike only).
       t_max: only spikes at times ``<= t_max`` count (scalar, may be traced).
+      dt: ``None`` (default): continuous time. A non-negative scalar (may be traced, so a
+        vmapped sweep over ``dt`` compiles once): the layer runs on a clock of step ``dt``. A
+        threshold crossing at ``t*`` in the bin ``[k dt, (k+1) dt)`` is emitted at the bin end
+        ``(k+1) dt`` (:func:`jaxsnn.discretize.quantize`), where the soft reset happens; a
+        neuron still above threshold after its reset fires at the end of the next bin; a spike
+        is only kept if its clocked time is not after the next input event nor ``t_max`` (the
+        causality checks of a clocked chip, on clocked times). The inputs are integrated at
+        the times given: quantize the network input once with
+        :func:`jaxsnn.discretize.quantize` (clocked outputs are already on the grid; quantizing
+        them again would delay them by one more step). ``dt = 0`` gives the continuous times.
+        Gradients: exact for the crossings given the clocked inputs and resets, with
+        ``estimator``'s derivative for each delay to the bin end; ``dt`` gets no gradient.
+      estimator: backward pass of the delay to the bin end, ``"straight_through"`` (derivative
+        1) or ``"sine"`` (see :mod:`jaxsnn.discretize`); only used with ``dt``.
 
     Returns:
       ``[..., n_out, max_spikes]`` output spike times, ascending, ``inf``-padded; this is the
@@ -551,9 +680,17 @@ def spike_times(t_in, weights, *, tau_syn, threshold, tau_ratio=2, max_spikes=1,
 
     Raises:
       ValueError: unsupported ``tau_ratio``, mismatched shapes, non-positive ``tau_syn`` or
-        ``threshold`` (when concrete), NaN input times.
+        ``threshold`` (when concrete), NaN input times, negative ``dt`` or unknown
+        ``estimator``.
     """
     _validate(t_in, weights, tau_syn, threshold, tau_ratio, max_spikes, t_max)
+    if dt is not None:
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        if jnp.ndim(dt) != 0:
+            raise ValueError(f"dt must be a scalar, got shape {jnp.shape(dt)}")
+        if _is_concrete(dt) and not float(dt) >= 0:
+            raise ValueError(f"dt must be non-negative, got {float(dt)}")
     dtype = jnp.result_type(t_in, weights, float)
     t_in = jnp.asarray(t_in, dtype)
     w = jnp.asarray(weights, dtype)
@@ -563,5 +700,6 @@ def spike_times(t_in, weights, *, tau_syn, threshold, tau_ratio=2, max_spikes=1,
     t_flat = t_in.reshape((-1, n_in * k_in))
     theta = jnp.broadcast_to(jnp.asarray(threshold, dtype), (n_out,))
     out = _spike_times(t_flat, w, jnp.asarray(tau_syn, dtype), theta, jnp.asarray(t_max, dtype),
-                       int(tau_ratio), int(k_in), int(max_spikes))
+                       jnp.asarray(0.0 if dt is None else dt, dtype), int(tau_ratio), int(k_in), int(max_spikes),
+                       None if dt is None else estimator)
     return out.reshape(batch + (n_out, max_spikes))

@@ -185,3 +185,114 @@ def fast_and_deep_first_spike(t_in, w, *, tau_syn, tau_ratio, theta):
         if lo <= t <= hi:
             return t
     return math.inf
+
+
+def lif_clocked_fine_step(t_in, w, *, tau_syn, tau_mem, theta, max_spikes, t_max, dt, substeps=400):
+    """A clocked chip, simulated on a fine grid (independent of the closed forms of jaxsnn.lif).
+
+    ``t_in [n_in, k]`` are spike times already on the clock grid (multiples of ``dt``). The
+    state ``(u, i)`` is propagated with the matrix exponential of the linear ODE over
+    ``dt / substeps``; an input adds its weight to ``i`` at its clock edge; a neuron whose
+    membrane is at or above ``theta`` at any sample of a bin (the bin start included) emits a
+    spike at the bin end, where ``u -> u - theta``. Returns ``[n_out, max_spikes]``.
+    """
+    from scipy.linalg import expm
+
+    t_in = np.asarray(t_in, float)
+    w = np.asarray(w, float)
+    n_in, n_out = w.shape
+    prop = expm(np.array([[-1.0 / tau_mem, 1.0], [0.0, -1.0 / tau_syn]]) * dt / substeps)
+    edge = np.where(np.isfinite(t_in), np.rint(t_in / dt), -1).astype(int)
+    n_bins = int(math.floor(t_max / dt + 1e-9))
+    out = np.full((n_out, max_spikes), np.inf)
+    theta = np.broadcast_to(np.asarray(theta, float), (n_out,))
+    u, i, count = np.zeros(n_out), np.zeros(n_out), np.zeros(n_out, int)
+    for k in range(n_bins):
+        i = i + w[np.nonzero(edge == k)[0]].sum(axis=0)
+        pending = (u >= theta) & (count < max_spikes)
+        for _ in range(substeps):
+            u, i = prop[0, 0] * u + prop[0, 1] * i, prop[1, 1] * i
+            pending |= (u >= theta) & (count < max_spikes)
+        for n in np.nonzero(pending)[0]:
+            out[n, count[n]] = (k + 1) * dt
+            count[n] += 1
+            u[n] -= theta[n]
+    return out
+
+
+def lif_clocked_surrogate(t_q_out, t_in, w, *, tau_syn, tau_mem, theta, dt, slope_map=None):
+    """The function whose derivative a clocked LIF layer's backward pass computes.
+
+    Given the clocked spikes ``t_q_out [n_out, K]`` of a forward pass, recompute each spike's
+    threshold crossing ``t*`` by root finding on
+
+        u_m(t) = sum_j w_j kappa(t - t_j) - theta sum_{k<m} exp(-(t - t_q,k) / tau_mem)
+
+    (``kappa`` the CUBA PSP), inside the bin before ``t_q,m``; a spike whose membrane is at or
+    above ``theta`` right after the previous reset is immediate (``t* = t_q,m-1``). Returns a
+    function ``f(t_in, w, theta, tau_syn) -> [n_out, K]`` that re-solves every crossing near
+    its ``t*`` for perturbed arguments and maps it to ``t_q + (g(t*_new) - g(t*))``, ``g`` the
+    estimator's smooth stand-in for the staircase (identity for straight-through). Finite
+    differences of ``f`` are the oracle for the gradient.
+    """
+    from scipy.optimize import brentq
+
+    g = slope_map or (lambda t: t)
+
+    def kappa(s, ts, tm):
+        s = np.where(s > 0, s, 0.0)
+        if abs(tm - ts) < 1e-12 * tm:
+            return s * np.exp(-s / tm)
+        return tm * ts / (tm - ts) * (np.exp(-s / tm) - np.exp(-s / ts))
+
+    def membrane(t, tj, wj, resets, th, ts, tm):
+        fin = np.isfinite(tj)
+        v = np.sum(wj[fin] * kappa(t - tj[fin], ts, tm))
+        return v - th * np.sum(np.exp(-(t - np.asarray(resets)) / tm)) if len(resets) else v
+
+    def solve(tin, wj, th, ts, tm, t_q, base=None):
+        """Crossings and immediates of one neuron; with ``base`` re-solve near base's t*."""
+        tj = np.asarray(tin, float).ravel()
+        stars, imms, resets, out = [], [], [], []
+        for m in range(len(t_q)):
+            if not np.isfinite(t_q[m]):
+                out.append(np.inf)
+                continue
+            prev = resets[-1] if resets else 0.0
+            if base is None:
+                imm = bool(resets) and membrane(prev, tj, wj, resets, th, ts, tm) >= th
+            else:
+                imm = base[1][m]
+            if imm:
+                star = prev
+            else:
+                if base is None:
+                    lo = max(t_q[m] - dt, prev)
+                    grid = np.linspace(lo, t_q[m], 2001)
+                    f = np.array([membrane(x, tj, wj, resets, th, ts, tm) - th for x in grid])
+                    j = int(np.argmax(f >= 0))
+                    star = brentq(lambda x: membrane(x, tj, wj, resets, th, ts, tm) - th, grid[max(j - 1, 0)],
+                                  grid[j], xtol=1e-15, rtol=1e-15) if j > 0 else grid[0]
+                else:
+                    s0 = base[0][m]
+                    h = 1e-4 * dt
+                    star = brentq(lambda x: membrane(x, tj, wj, resets, th, ts, tm) - th, s0 - h, s0 + h,
+                                  xtol=1e-15, rtol=1e-15)
+            stars.append(star)
+            imms.append(imm)
+            q = t_q[m] if base is None else t_q[m] + (g(star) - g(base[0][m]))
+            out.append(q)
+            resets.append(q)
+        return stars, imms, out
+
+    t_q_out = np.asarray(t_q_out, float)
+    n_out = w.shape[1]
+    base = [solve(t_in, w[:, n].repeat(np.shape(t_in)[-1]), theta, tau_syn, tau_mem, t_q_out[n])
+            for n in range(n_out)]
+    ratio = tau_mem / tau_syn
+
+    def f(t_in2, w2, theta2, tau_syn2):
+        return np.array([solve(t_in2, w2[:, n].repeat(np.shape(t_in2)[-1]), theta2, tau_syn2, ratio * tau_syn2,
+                               t_q_out[n], base=base[n][:2])[2] for n in range(n_out)])
+
+    return f, base
