@@ -54,6 +54,25 @@ scaled together; all times, ``tau_syn`` and ``1/w`` scaled together). The slope
 :math:`\dot u(t_m^-)` vanishes at a tangent crossing; it is floored at
 ``sqrt(eps) * theta / tau_m`` so gradients stay finite. Silent neurons, unused spike slots
 and inputs that never arrive get zero gradients. ``t_max`` gets zero gradient.
+
+Clocked layers (``dt``; Cojocaru, TU Delft, *The effects of the time step size on the
+accuracy, sparsity and latency of the SNN*). On a chip with a clock of step ``dt`` a neuron
+whose membrane reaches the threshold at ``t*`` in the bin :math:`[k\,dt, (k+1)\,dt)` emits
+its spike at the bin end :math:`t_q = (k+1)\,dt`, and the soft reset happens there. The
+dynamics between clock edges stay exact, so the same event loop serves: the crossing is
+found in closed form, delayed to ``t_q``, and the state is advanced to ``t_q`` before the
+reset. A neuron still at or above threshold after its reset fires again at the end of the
+next bin ("immediate" spike). The causality checks use clocked times: a spike is kept only if
+``t_q`` is not after the next input event (inputs are on the grid, so this only removes
+rounding artefacts) and not after ``t_max``. Backward: each crossing solves
+:math:`F_m(t^*_m) = 0` with inputs and earlier resets at their clocked times, so the implicit
+function theorem applies as above (kernels evaluated at ``t*``, resets anchored at ``t_q``),
+and each delay :math:`t^*\to t_q` contributes the estimator's slope (1 for straight-through,
+see :mod:`jaxsnn.discretize`); an immediate spike passes its adjoint to the previous spike.
+The ``tau_syn`` gradient follows from the scale invariance of every crossing equation
+separately: :math:`\tau\,\partial L/\partial\tau = \sum_m \lambda^*_m t^*_m
+- \sum_k t_{q,k} R_k - \sum_j t_j\,\partial L/\partial t_j + \sum w\,\partial L/\partial w`
+with :math:`R_k` the reset sensitivities.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 
 from jaxsnn.coding import count_class, first_spike_class
 
-__all__ = ["spikes_per_sample", "silent_fraction", "decisions_over_time", "prediction_latency", "accuracy_over_time"]
+__all__ = ["spikes_per_sample", "silent_fraction", "decisions_over_time", "prediction_latency", "accuracy_over_time",
+           "confidence_over_time", "pareto_frontier"]
 
 
 def spikes_per_sample(t):
@@ -78,3 +79,37 @@ def accuracy_over_time(t, labels, times, decoder="count"):
     """Fraction of samples whose decision at each time is correct: ``[T]`` (for latency curves)."""
     d = decisions_over_time(t, times, decoder)
     return jnp.mean(d == labels[None, :], axis=-1)
+
+
+def confidence_over_time(t, labels, times, decoder="count"):
+    """Fraction of samples already *correctly decided* at each time ``[T]``: the decision at
+    ``tau`` is correct and no later output spike changes it (``tau >=``
+    :func:`prediction_latency` and the final decision is right). Unlike
+    :func:`accuracy_over_time` this never counts a sample that is right by chance for a while.
+    """
+    times = jnp.asarray(times, t.dtype)
+    settled = prediction_latency(t, decoder)
+    right = _decide(t, decoder) == labels
+    done = right[None, :] & (times[:, None] >= settled[None, :])
+    return jnp.mean(done, axis=-1)
+
+
+def pareto_frontier(accuracy, cost):
+    """Indices of the points no other point beats on both counts (higher ``accuracy`` and
+    lower ``cost``, e.g. spikes per inference), ordered by increasing cost.
+
+    A point is dominated when another has accuracy ``>=`` and cost ``<=`` with one of them
+    strict. Host-side (numpy) post-processing of a sweep's results; NaN points are ignored.
+    """
+    import numpy as np
+
+    a, c = np.asarray(accuracy, float).ravel(), np.asarray(cost, float).ravel()
+    if a.shape != c.shape:
+        raise ValueError(f"accuracy and cost must have the same size, got {a.shape} and {c.shape}")
+    ok = np.isfinite(a) & np.isfinite(c)
+    keep = []
+    for i in np.nonzero(ok)[0]:
+        dominated = ok & (a >= a[i]) & (c <= c[i]) & ((a > a[i]) | (c < c[i]))
+        if not dominated.any():
+            keep.append(i)
+    return sorted(keep, key=lambda i: (c[i], -a[i]))

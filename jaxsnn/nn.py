@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxsnn import dlif, lif, srm
+from jaxsnn import discretize, dlif, lif, srm
 
 __all__ = ["SRMDense", "SRMMLP", "srm_weight_init", "LIFDense", "LIFMLP", "DLIFDense", "DLIFMLP"]
 
@@ -55,6 +55,11 @@ class SRMDense(nn.Module):
       train_delays: learn non-negative per-synapse delays (stored as ``|d|``).
       delay_init_max: delays start uniform in ``[0, delay_init_max]``.
       weight_mean, weight_std: parameters of :func:`srm_weight_init`.
+      dt: clock step (``None``: continuous time). With ``dt`` the first spike is emitted at the
+        end of the bin of its threshold crossing (:func:`jaxsnn.discretize.quantize`); a
+        first spike needs no other causality check (later inputs cannot undo a crossing).
+        The call argument ``dt`` (traceable) overrides it.
+      estimator: backward pass of the clock (``"straight_through"`` or ``"sine"``).
     """
 
     features: int
@@ -67,9 +72,12 @@ class SRMDense(nn.Module):
     delay_init_max: float = 0.0
     weight_mean: float = 2.0
     weight_std: float = 1.0
+    dt: Optional[float] = None
+    estimator: str = "straight_through"
 
     @nn.compact
-    def __call__(self, t_in):
+    def __call__(self, t_in, dt=None):
+        dt = self.dt if dt is None else dt
         if self.bias_time is not None:
             bias = jnp.full(t_in.shape[:-1] + (1,), self.bias_time, t_in.dtype)
             t_in = jnp.concatenate([t_in, bias], axis=-1)
@@ -91,9 +99,8 @@ class SRMDense(nn.Module):
                 "delays", nn.initializers.uniform(self.delay_init_max), (n_in, self.features)
             )
             delays = jnp.abs(raw)
-        return srm.first_spike_times(
-            t_in, w, theta, delays=delays, kernel=self.kernel, delta=self.delta
-        )
+        t = srm.first_spike_times(t_in, w, theta, delays=delays, kernel=self.kernel, delta=self.delta)
+        return t if dt is None else discretize.quantize(t, dt, estimator=self.estimator)
 
 
 class SRMMLP(nn.Module):
@@ -104,20 +111,30 @@ class SRMMLP(nn.Module):
       layer_kwargs: keyword arguments given to every layer (threshold, kernel, bias_time, ...).
       spike_dropout: during training (``train=True``), delete each hidden spike (set it to
         ``inf``) with this probability; needs ``rngs={"dropout": key}`` in ``apply``.
+      dt: clock step of every layer (``None``: continuous); see :class:`SRMDense`.
+      estimator: backward pass of the clock.
     """
 
     features: Sequence[int]
     layer_kwargs: dict = None
     spike_dropout: float = 0.0
+    dt: Optional[float] = None
+    estimator: str = "straight_through"
 
     @nn.compact
-    def __call__(self, t_in, *, train: bool = False, return_hidden: bool = False):
+    def __call__(self, t_in, *, train: bool = False, return_hidden: bool = False, dt=None):
         """Output spike times ``[..., features[-1]]``; with ``return_hidden`` also the list of
-        every hidden layer's spike times (after dropout), e.g. to count spikes."""
+        every hidden layer's spike times (after dropout), e.g. to count spikes. ``dt``
+        (traceable, overrides the attribute) runs the network on a clock: the input is
+        quantized once, every layer's output spikes at bin ends."""
         kw = dict(self.layer_kwargs or {})
+        dt = self.dt if dt is None else dt
+        if dt is not None:
+            t_in = discretize.quantize(t_in, dt, estimator=self.estimator)
+            kw = dict(kw, estimator=self.estimator)
         t, hidden = t_in, []
         for i, f in enumerate(self.features):
-            t = SRMDense(f, name=f"layer_{i}", **kw)(t)
+            t = SRMDense(f, name=f"layer_{i}", **kw)(t, dt)
             if i < len(self.features) - 1:
                 if train and self.spike_dropout > 0:
                     drop = jax.random.bernoulli(self.make_rng("dropout"), self.spike_dropout, t.shape)
@@ -147,6 +164,9 @@ class LIFDense(nn.Module):
       t_max: spikes after ``t_max`` are dropped.
       weight_low, weight_high: weights start uniform in ``[low, high)`` (the reference code:
         ``U(0, 1)`` for single-spike, ``U(-1, 1)`` for multi-spike networks).
+      dt: clock step (``None``: continuous); see :func:`jaxsnn.lif.spike_times`. The call
+        argument ``dt`` (traceable) overrides it. The layer does not quantize its input.
+      estimator: backward pass of the clock (``"straight_through"`` or ``"sine"``).
     """
 
     features: int
@@ -157,9 +177,12 @@ class LIFDense(nn.Module):
     t_max: float = jnp.inf
     weight_low: float = -1.0
     weight_high: float = 1.0
+    dt: Optional[float] = None
+    estimator: str = "straight_through"
 
     @nn.compact
-    def __call__(self, t_in):
+    def __call__(self, t_in, dt=None):
+        dt = self.dt if dt is None else dt
         n_in = t_in.shape[-2]
         low, high = self.weight_low, self.weight_high
 
@@ -171,7 +194,8 @@ class LIFDense(nn.Module):
         if self.is_initializing():  # shapes only: no event loop (nor constant folding) at init
             return jnp.full(t_in.shape[:-2] + (self.features, self.max_spikes), jnp.inf, w.dtype)
         return lif.spike_times(t_in, w, tau_syn=self.tau_syn, threshold=self.threshold,
-                               tau_ratio=self.tau_ratio, max_spikes=self.max_spikes, t_max=self.t_max)
+                               tau_ratio=self.tau_ratio, max_spikes=self.max_spikes, t_max=self.t_max,
+                               dt=dt, estimator=self.estimator)
 
 
 class LIFMLP(nn.Module):
@@ -182,25 +206,35 @@ class LIFMLP(nn.Module):
       thresholds: one per layer.
       max_spikes: one per layer (e.g. ``(30, 30)``; ``(1, 1)`` for Fast & Deep).
       layer_kwargs: given to every layer (``tau_syn``, ``tau_ratio``, ``t_max``, weight range).
+      dt: clock step of every layer (``None``: continuous time).
+      estimator: backward pass of the clock (``"straight_through"`` or ``"sine"``).
     """
 
     features: Sequence[int]
     thresholds: Sequence[float]
     max_spikes: Sequence[int]
     layer_kwargs: dict = None
+    dt: Optional[float] = None
+    estimator: str = "straight_through"
 
     @nn.compact
-    def __call__(self, t_in, *, return_hidden: bool = False):
+    def __call__(self, t_in, *, return_hidden: bool = False, dt=None):
         """``t_in [..., n_in]`` (one spike per input) or ``[..., n_in, k_in]``; returns the
         output ``[..., features[-1], max_spikes[-1]]`` and, with ``return_hidden``, the list of
-        hidden layers' spike times."""
+        hidden layers' spike times. ``dt`` (traceable, overrides the attribute) runs the
+        network on a clock: the input is quantized once (:func:`jaxsnn.discretize.quantize`)
+        and every layer emits its spikes at bin ends."""
         if not (len(self.features) == len(self.thresholds) == len(self.max_spikes)):
             raise ValueError("features, thresholds and max_spikes must have one entry per layer")
         kw = dict(self.layer_kwargs or {})
+        dt = self.dt if dt is None else dt
         t = t_in[..., None] if t_in.ndim < 3 else t_in
+        if dt is not None:
+            t = discretize.quantize(t, dt, estimator=self.estimator)
+            kw = dict(kw, estimator=self.estimator)
         hidden = []
         for i, (f, th, k) in enumerate(zip(self.features, self.thresholds, self.max_spikes)):
-            t = LIFDense(f, threshold=th, max_spikes=k, name=f"layer_{i}", **kw)(t)
+            t = LIFDense(f, threshold=th, max_spikes=k, name=f"layer_{i}", **kw)(t, dt)
             if i < len(self.features) - 1:
                 hidden.append(t)
         return (t, hidden) if return_hidden else t

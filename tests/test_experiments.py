@@ -139,3 +139,17 @@ def test_expressivity_generalization_part_runs(tmp_path, shared_data):
         assert r["gap"] == r["train_acc"] - r["test_acc"] and r["bound"] > 0
     assert (tmp_path / "generalization.png").exists()
     assert json.loads((tmp_path / "generalization.json").read_text()) == rows
+
+
+def test_dt_sweep_finetunes_every_dt_and_writes_frontier(tmp_path, shared_data):
+    import dt_sweep
+
+    result = dt_sweep.main(["--limit", "50", "--test-limit", "50", "--pretrain-limit", "50", "--epochs", "1",
+                            "--dts", "0", "0.01", "--hidden", "16", "--max-spikes", "3", "3", "--quiet",
+                            "--data-dir", str(shared_data), "--out", str(tmp_path)])
+    assert [s["dt"] for s in result["summary"]] == [0.0, pytest.approx(0.01)]
+    assert len(result["records"]) == 2 and len(result["post_training_quantization"]) == 2
+    assert result["pareto_frontier"] and result["within_one_point"]["dts_within_1pt"][0] == 0.0
+    assert len(result["confidence_over_time"]["per_config"]) == 2
+    for f in ("result.json", "README.md", "dt_sweep.png"):
+        assert (tmp_path / f).exists(), f

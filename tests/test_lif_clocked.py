@@ -38,6 +38,9 @@ def test_matches_clocked_simulation(ratio, dt):
         on_grid = out[np.isfinite(out)] / dt
         np.testing.assert_allclose(on_grid, np.rint(on_grid), atol=1e-9)
         n_spikes += np.isfinite(out).sum()
+        first = np.asarray(lif.spike_times(tq[None], w, tau_syn=1.0, threshold=theta, tau_ratio=ratio,
+                                           max_spikes=1, t_max=t_max, dt=dt))[0]
+        np.testing.assert_array_equal(first, out[:, :1])  # single-spike (Fast & Deep) layer on the clock
     assert n_spikes > 20  # the cases are not trivially silent
 
 

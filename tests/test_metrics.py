@@ -82,3 +82,34 @@ def test_activity_metrics_and_accuracy_over_time():
     np.testing.assert_array_equal(acc, [0.0, 0.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="decoder"):
         metrics.prediction_latency(t, "rate")
+
+
+def test_confidence_over_time_counts_only_settled_correct_decisions():
+    t = example()  # decisions: n0 from 0.1, n1 at 0.25, n0 at 0.3 (tie), n1 from 0.4 on
+    times = [0.05, 0.15, 0.26, 0.45]
+    np.testing.assert_array_equal(metrics.confidence_over_time(t, jnp.array([1]), times), [0.0, 0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(metrics.confidence_over_time(t, jnp.array([0]), times), [0.0] * 4)
+    # random: never above accuracy over time, and reaches the final accuracy after the last spike
+    rng = np.random.default_rng(3)
+    r = np.sort(rng.uniform(0, 0.5, (40, 3, 4)), axis=-1)
+    r[rng.random(r.shape) < 0.5] = inf
+    r = jnp.asarray(np.sort(r, axis=-1))
+    y = jnp.asarray(rng.integers(0, 3, 40))
+    grid = np.linspace(0, 0.6, 13)
+    conf = np.asarray(metrics.confidence_over_time(r, y, grid))
+    assert np.all(conf <= np.asarray(metrics.accuracy_over_time(r, y, grid)) + 1e-12)
+    assert np.all(np.diff(conf) >= 0)
+    assert conf[-1] == pytest.approx(float(np.mean(np.asarray(coding.count_class(r)) == np.asarray(y))))
+
+
+def test_pareto_frontier_against_brute_force():
+    assert metrics.pareto_frontier([0.9, 0.8, 0.95, 0.85], [10, 5, 20, 12]) == [1, 0, 2]
+    rng = np.random.default_rng(0)
+    a, c = rng.random(60), rng.random(60)
+    front = metrics.pareto_frontier(a, c)
+    for i in range(60):
+        beaten = any(a[j] >= a[i] and c[j] <= c[i] and (a[j] > a[i] or c[j] < c[i]) for j in range(60))
+        assert (i in front) == (not beaten)
+    assert list(np.argsort(c[front])) == list(range(len(front)))
+    with pytest.raises(ValueError, match="same size"):
+        metrics.pareto_frontier([1, 2], [1])

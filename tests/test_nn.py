@@ -125,3 +125,41 @@ def test_dlif_mlp_stacks_layers():
     np.testing.assert_array_equal(np.asarray(s), np.asarray(s2))
     with pytest.raises(ValueError, match="inputs"):
         nn.DLIFDense(3).init(jax.random.key(0), x[0, 0])
+
+
+def test_clocked_modules_quantize_the_input_once_and_every_layer():
+    from jaxsnn import discretize, lif
+
+    rng = np.random.default_rng(2)
+    x = jnp.array(rng.uniform(0, 0.1, (3, 20)))
+    mlp = nn.LIFMLP((16, 5), thresholds=(0.2, 0.5), max_spikes=(4, 2), layer_kwargs=dict(t_max=0.3))
+    p = mlp.init(jax.random.PRNGKey(1), x)
+    kw = dict(tau_syn=0.13, t_max=0.3)
+    for dt in (0.0, 0.004, 0.02):
+        o, (h,) = mlp.apply(p, x, return_hidden=True, dt=dt)
+        xq = discretize.quantize(x, dt)[..., None]
+        h_ref = lif.spike_times(xq, p["params"]["layer_0"]["kernel"], threshold=0.2, max_spikes=4, dt=dt, **kw)
+        o_ref = lif.spike_times(h_ref, p["params"]["layer_1"]["kernel"], threshold=0.5, max_spikes=2, dt=dt, **kw)
+        np.testing.assert_array_equal(h, h_ref)
+        np.testing.assert_array_equal(o, o_ref)
+    # the attribute and a vmapped, traced dt give the same
+    dts = jnp.array([0.0, 0.004, 0.02])
+    swept = jax.jit(jax.vmap(lambda d: mlp.apply(p, x, dt=d)))(dts)
+    fixed = nn.LIFMLP((16, 5), thresholds=(0.2, 0.5), max_spikes=(4, 2), layer_kwargs=dict(t_max=0.3), dt=0.02)
+    np.testing.assert_array_equal(swept[2], fixed.apply(p, x))
+
+    srm_mlp = nn.SRMMLP((8, 3), layer_kwargs=dict(threshold=1.0))
+    xs = jnp.array(rng.uniform(0, 1, (4, 6)))
+    ps = srm_mlp.init(jax.random.PRNGKey(0), xs)
+    out, (hs,) = srm_mlp.apply(ps, xs, return_hidden=True, dt=0.1)
+    h_ref = discretize.quantize(srm.first_spike_times(discretize.quantize(xs, 0.1), ps["params"]["layer_0"]["kernel"],
+                                                      1.0), 0.1)
+    np.testing.assert_array_equal(hs, h_ref)
+    fin = np.isfinite(np.asarray(out))
+    np.testing.assert_allclose(np.asarray(out)[fin] / 0.1, np.rint(np.asarray(out)[fin] / 0.1), atol=1e-9)
+    def loss(p):
+        o, (h,) = mlp.apply(p, x, dt=0.004, return_hidden=True)
+        return sum(jnp.sum(jnp.where(jnp.isfinite(a), a, 0.0)) for a in (o, h))
+
+    g = jax.grad(loss)(p)
+    assert all(np.all(np.isfinite(v)) for v in jax.tree.leaves(g)) and float(jnp.abs(g["params"]["layer_0"]["kernel"]).sum()) > 0
