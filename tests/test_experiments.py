@@ -153,3 +153,18 @@ def test_dt_sweep_finetunes_every_dt_and_writes_frontier(tmp_path, shared_data):
     assert len(result["confidence_over_time"]["per_config"]) == 2
     for f in ("result.json", "README.md", "dt_sweep.png"):
         assert (tmp_path / f).exists(), f
+
+
+def test_energy_scripts_write_tables(tmp_path, shared_data):
+    import energy_alexnet
+    import energy_report
+
+    res = energy_alexnet.main(["--out", str(tmp_path / "alexnet")])
+    c = res["crossover"]
+    assert c["T1_opt"] < c["T1_base"] and abs(c["T2_opt"] - c["T1_opt"] / 2) < 0.05 * c["T1_opt"]
+    assert (tmp_path / "alexnet" / "efficiency.png").exists()
+    root = pathlib.Path(__file__).resolve().parents[1]
+    rows = energy_report.main(["--results", str(root / "results"), "--data-dir", str(shared_data),
+                               "--out", str(tmp_path / "report")])
+    assert rows and all(r["snn_energy_nj"] > 0 and r["ann_opt_energy_nj"] > 0 for r in rows)
+    assert (tmp_path / "report" / "README.md").exists()
