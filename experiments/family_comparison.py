@@ -73,6 +73,7 @@ def main(argv=None):
     p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=10, out=None, models=("all",),
                datasets=("mnist", "fashion_mnist"))
     p.add_argument("--results", default="results", help="folder with the spiking networks' results")
+    p.add_argument("--limit", type=int, default=None, help="ANN training samples (default: all)")
     p.add_argument("--no-verify", action="store_true")
     args = p.parse_args(argv)
     out = pathlib.Path(args.out or f"results/family_comparison_{args.dataset}")
@@ -84,6 +85,7 @@ def main(argv=None):
     xtr = np.asarray(xtr, np.float32).reshape(len(xtr), -1) / 255.0
     xte = np.asarray(xte, np.float32).reshape(len(xte), -1) / 255.0
     ytr, yte = np.asarray(ytr, np.int32), np.asarray(yte, np.int32)
+    xtr, ytr = xtr[: args.limit], ytr[: args.limit]
     costs = energy.EnergyCosts()
     rows, topologies = [], {}
     for label, layers, spikes_in, spikes_out, updates, acc, src in networks(pathlib.Path(args.results), args.dataset,

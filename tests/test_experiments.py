@@ -168,3 +168,19 @@ def test_energy_scripts_write_tables(tmp_path, shared_data):
                                "--out", str(tmp_path / "report")])
     assert rows and all(r["snn_energy_nj"] > 0 and r["ann_opt_energy_nj"] > 0 for r in rows)
     assert (tmp_path / "report" / "README.md").exists()
+
+
+def test_family_comparison_trains_the_anns_of_the_recorded_topologies(tmp_path, shared_data):
+    import family_comparison
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    rows = family_comparison.main(["--results", str(root / "results"), "--data-dir", str(shared_data), "--epochs", "1",
+                                   "--limit", "512", "--quiet", "--out", str(tmp_path)])
+    snn = [r for r in rows if r["family"] == "SNN"]
+    ann = [r for r in rows if r["family"] == "ANN"]
+    assert snn and ann and all(r["energy_nj"] > 0 for r in rows)
+    for r in ann:  # the optimized accelerator is never worse than the baseline one
+        if "opt" in r["network"]:
+            base = next(b for b in ann if b["network"] == r["network"].replace("opt", "base"))
+            assert r["energy_nj"] < base["energy_nj"]
+    assert (tmp_path / "accuracy_energy.png").exists()
