@@ -48,7 +48,7 @@ __all__ = [
     "init_state", "train_step", "train_epoch", "evaluate", "epoch_permutation",
     "fit", "sweep", "grid", "unstack",
     "make_mesh", "use_cpu_devices", "initialize_distributed",
-    "Progress", "atomic_write_bytes", "atomic_write_text", "save_checkpoint", "restore_checkpoint",
+    "Progress", "KeepBest", "atomic_write_bytes", "atomic_write_text", "save_checkpoint", "restore_checkpoint",
     "write_jsonl", "write_csv",
 ]
 
@@ -331,6 +331,46 @@ class Progress:
             self.stream.write(line + "\n")
             self.last_print, self.last_frac = now, frac
         self.stream.flush()
+
+
+class KeepBest:
+    """A :func:`fit` callback that keeps the parameters of the best epoch by one metric.
+
+    ``best = KeepBest("val_acc"); fit(..., callback=best)``, then ``best.params`` and
+    ``best.epoch``. Use a metric of held-out data that is not the test set (select on the
+    test set and the test accuracy is no longer an estimate). With ``path`` the best
+    parameters are written there (atomically) whenever they improve and read back when a
+    ``KeepBest`` is made with the same path, so a resumed run keeps its best epoch.
+
+    Args:
+      metric: key of the per-epoch record, e.g. ``"test_acc"`` or ``"train_loss"``.
+      mode: ``"max"`` or ``"min"``.
+      path: optional file for the best parameters.
+    """
+
+    def __init__(self, metric: str, mode: str = "max", path=None):
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.metric, self.mode = metric, mode
+        self.path = None if path is None else pathlib.Path(path)
+        self.params, self.epoch, self.value = None, None, None
+        saved = restore_checkpoint(self.path) if self.path is not None else None
+        if saved is not None:
+            self.params, self.epoch, self.value = saved["params"], int(saved["epoch"]), float(saved["value"])
+
+    def _better(self, v) -> bool:
+        if self.value is None:
+            return True
+        return v > self.value if self.mode == "max" else v < self.value
+
+    def __call__(self, state, record) -> None:
+        if self.metric not in record:
+            raise ValueError(f"metric {self.metric!r} is not among the epoch's metrics {sorted(record)}")
+        v = float(record[self.metric])
+        if math.isfinite(v) and self._better(v):
+            self.params, self.epoch, self.value = _to_host(state.params), int(record["epoch"]), v
+            if self.path is not None and _is_writer():
+                save_checkpoint(self.path, dict(params=self.params, epoch=self.epoch, value=self.value))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -227,3 +227,29 @@ def test_two_processes_with_jax_distributed_equal_one_process(tmp_path):
         assert list(m["devices"]) == [4, 2, 2]  # global devices, local devices, processes
         np.testing.assert_allclose(m["sweep"], ref_params, rtol=1e-9, atol=1e-12)
         np.testing.assert_array_equal(m["sweep_acc"], ref.history["test_acc"])
+
+
+def test_keep_best_holds_the_best_epochs_parameters(tmp_path):
+    snapshots = []
+    best = train.KeepBest("test_acc", path=tmp_path / "best.msgpack")
+    worst_loss = train.KeepBest("train_loss", mode="min")
+
+    def callback(state, rec):
+        snapshots.append(flat(state.params))
+        best(state, rec)
+        worst_loss(state, rec)
+
+    run = train.fit(TASK, (XTR, YTR), dict(HP, lr=0.05), seed=2, epochs=6, batch_size=20, eval_data=(XTE, YTE),
+                    progress=False, callback=callback)
+    accs = [h["test_acc"] for h in run.history]
+    assert best.epoch == int(np.argmax(accs)) + 1 and best.value == pytest.approx(max(accs))
+    np.testing.assert_array_equal(flat(best.params), snapshots[best.epoch - 1])
+    losses = [h["train_loss"] for h in run.history]
+    assert worst_loss.epoch == int(np.argmin(losses)) + 1
+    again = train.KeepBest("test_acc", path=tmp_path / "best.msgpack")  # a resumed run finds it
+    assert again.epoch == best.epoch
+    np.testing.assert_array_equal(flat(again.params), snapshots[best.epoch - 1])
+    with pytest.raises(ValueError, match="mode"):
+        train.KeepBest("test_acc", mode="best")
+    with pytest.raises(ValueError, match="not among"):
+        train.KeepBest("val_acc")(run.state, run.history[-1])
