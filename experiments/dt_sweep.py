@@ -79,13 +79,18 @@ def make_task(cfg, n_classes, estimator, steps_per_epoch):
 
 
 def confidence_curves(model, params, dts, x, y, times, batch=500):
-    """Confidence over time ``[N, T]`` for every configuration (stacked params, one vmap)."""
-    fwd = jax.jit(jax.vmap(lambda p, d, xb, yb: metrics.confidence_over_time(model.apply(p, xb, dt=d), yb, times),
-                           in_axes=(0, 0, None, None)))
-    total = 0.0
-    for i in range(0, len(x), batch):
-        total = total + np.asarray(fwd(params, dts, x[i:i + batch], y[i:i + batch])) * len(x[i:i + batch])
-    return total / len(x)
+    """Confidence over time ``[N, T]`` for every configuration (stacked params): one jitted
+    program (params and dt traced) called per configuration and batch. A loop, not a vmap: on
+    a CPU a vmapped event loop runs every member to the longest one's length."""
+    fwd = jax.jit(lambda p, d, xb, yb: metrics.confidence_over_time(model.apply(p, xb, dt=d), yb, times))
+    rows = []
+    for i in range(len(dts)):
+        p_i = jax.tree.map(lambda v: v[i], params)
+        total = 0.0
+        for j in range(0, len(x), batch):
+            total = total + np.asarray(fwd(p_i, dts[i], x[j:j + batch], y[j:j + batch])) * len(x[j:j + batch])
+        rows.append(total / len(x))
+    return np.stack(rows)
 
 
 def summarize(records, dts, keys):
