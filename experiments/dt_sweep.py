@@ -259,12 +259,14 @@ def main(argv=None):
         command=command("dt_sweep.py", argv))
     write_json(out / "result.json", result)
     rows = ["| dt (ms) | test accuracy | hidden spikes / sample | output spikes / sample | latency (ms) |"
-            + (" accuracy without fine-tuning |" if post_training else ""),
+            + (" without fine-tuning: accuracy, hidden spikes |" if post_training else ""),
             "|---|---|---|---|---|" + ("---|" if post_training else "")]
     for i, s in enumerate(summary):
         rows.append(f"| {1e3 * s['dt']:.4g} | {100 * s['test_acc']:.2f} ± {100 * s['test_acc_std']:.2f} % | "
                     f"{s['test_spikes_hidden']:.0f} | {s['test_spikes_out']:.1f} | {1e3 * s['test_latency']:.1f} |"
-                    + (f" {100 * post_training[i]['acc']:.2f} % |" if post_training else ""))
+                    + (f" {100 * post_training[i]['acc']:.2f} %, "
+                       f"{sum(v for k, v in post_training[i].items() if k.startswith('spikes_hidden')):.0f} |"
+                       if post_training else ""))
     table = "\n".join(rows)
     f = finding
     text = (f"# {args.dataset}: time-step sweep, {result['network']}\n\n"

@@ -25,7 +25,7 @@ def test_matches_clocked_simulation(ratio, dt):
     """Spikes only at bin ends, inputs seen at their clocked times, reset at the bin end."""
     K, t_max = 6, 7.0
     n_spikes = 0
-    for seed in range(3):
+    for seed in range(2):
         t, w = case(seed)
         tq = np.asarray(quantize(jnp.asarray(t), dt))
         theta = np.array([1.0, 0.8, 1.2, 1.0, 0.6])
@@ -41,7 +41,7 @@ def test_matches_clocked_simulation(ratio, dt):
         first = np.asarray(lif.spike_times(tq[None], w, tau_syn=1.0, threshold=theta, tau_ratio=ratio,
                                            max_spikes=1, t_max=t_max, dt=dt))[0]
         np.testing.assert_array_equal(first, out[:, :1])  # single-spike (Fast & Deep) layer on the clock
-    assert n_spikes > 20  # the cases are not trivially silent
+    assert n_spikes > 15  # the cases are not trivially silent
 
 
 def test_immediate_spikes_and_t_max():
