@@ -108,7 +108,9 @@ def summarize(records, dts, keys):
 
 def within_one_point(summary, hidden_keys):
     """The dts whose mean accuracy is within 1 point of dt = 0, and the hidden-spike change."""
-    ref = next(s for s in summary if s["dt"] == 0.0)
+    ref = next((s for s in summary if s["dt"] == 0.0), None)
+    if ref is None:
+        return None
     ok = [s for s in summary if s["test_acc"] >= ref["test_acc"] - 0.01]
     largest = max(ok, key=lambda s: s["dt"])
     h0 = sum(ref[k] for k in hidden_keys)
@@ -269,13 +271,15 @@ def main(argv=None):
                        if post_training else ""))
     table = "\n".join(rows)
     f = finding
+    within = ("" if f is None else
+              f"Within 1 point of the continuous network ({100 * f['continuous_acc']:.2f} %): dt in "
+              f"{[round(1e3 * d, 4) for d in f['dts_within_1pt']]} ms; at the largest, {1e3 * f['largest_dt_within_1pt']:.4g} ms, "
+              f"hidden spikes change by {100 * f['hidden_spike_change']:+.0f} % "
+              f"({f['hidden_spikes_continuous']:.0f} -> {f['hidden_spikes_at_largest']:.0f} per sample).\n\n")
     text = (f"# {args.dataset}: time-step sweep, {result['network']}\n\n"
             f"Protocol: {result['protocol']}; {len(xte)} test samples, seeds {args.seeds}, "
             f"{args.estimator} estimator; mean ± std over seeds.\n\n{table}\n\n"
-            f"Within 1 point of the continuous network ({100 * f['continuous_acc']:.2f} %): dt in "
-            f"{[round(1e3 * d, 4) for d in f['dts_within_1pt']]} ms; at the largest, {1e3 * f['largest_dt_within_1pt']:.4g} ms, "
-            f"hidden spikes change by {100 * f['hidden_spike_change']:+.0f} % "
-            f"({f['hidden_spikes_continuous']:.0f} -> {f['hidden_spikes_at_largest']:.0f} per sample).\n\n"
+            + within +
             f"Command: `{result['command']}` ({result['seconds']:.0f} s)\n")
     (out / "README.md").write_text(text)
     plot(out, summary, records, front, conf_times, conf, dts, f"{args.dataset}: accuracy and spikes vs dt")
