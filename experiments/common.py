@@ -128,3 +128,34 @@ def kernels(params):
     """The weight matrices of a Flax parameter tree (leaves named ``kernel``)."""
     flat = traverse_util.flatten_dict(params)
     return [v for k, v in flat.items() if k[-1] == "kernel"]
+
+
+def energy_estimate(sizes, layer_inputs, output_spikes, *, neuron_updates=0, bias=False) -> dict:
+    """Estimated energy per inference of a trained dense network, and of the ANN of the same
+    topology, from measured spike counts (:mod:`jaxsnn.energy`, default constants).
+
+    Args:
+      sizes: ``(784, hidden..., n_out)``.
+      layer_inputs: spikes per sample into each layer: the network input, then each hidden layer.
+      output_spikes: spikes per sample of the output layer.
+      neuron_updates: per-step neuron updates (``T`` for DLIF, 0 for event-driven exact-time neurons).
+      bias: every layer gets one extra input that sends one spike (the SRM bias spike).
+    """
+    from jaxsnn import energy
+
+    b = int(bias)
+    layers = [energy.dense(a + b, c) for a, c in zip(sizes[:-1], sizes[1:])]
+    counts = np.asarray(layer_inputs, np.float64) + b
+    snn = energy.snn_energy(layers, counts, neuron_updates=neuron_updates, output_spikes=output_spikes)
+    ann = {r: energy.ann_energy(layers, reuse=r)["total"] for r in ("opt", "base")}
+    e = float(snn["total"])
+    return dict(spikes_per_synapse=float(energy.spikes_per_synapse(layers, counts)), snn_nj=e / 1e3,
+                ann_opt_nj=ann["opt"] / 1e3, ann_base_nj=ann["base"] / 1e3, ann_opt_over_snn=ann["opt"] / e,
+                ann_base_over_snn=ann["base"] / e,
+                breakdown_nj={k: float(snn[k]) / 1e3 for k in ("compute", "local", "distant")})
+
+
+def energy_text(e: dict) -> str:
+    """One line for the printed summary of an experiment."""
+    return (f"energy {e['snn_nj']:.0f} nJ per inference ({e['spikes_per_synapse']:.3f} spikes per synapse), "
+            f"{e['ann_opt_over_snn']:.2f}x less than the same-topology ANN (optimized accelerator)")

@@ -46,17 +46,19 @@ def main(argv=None):
         rows.append(dict(T=T, test_acc=s["test_acc"]["mean"], test_acc_count=s["test_acc_count"]["mean"],
                          spikes_in=s["test_spikes_in"]["mean"], spikes_hidden=s["test_spikes_hidden"]["mean"],
                          spikes_out=s["test_spikes_out"]["mean"], spikes_per_synapse=r["spikes_per_synapse"],
-                         synaptic_events_per_sample=r["synaptic_events_per_sample"], seconds=r["seconds"]))
+                         synaptic_events_per_sample=r["synaptic_events_per_sample"], energy=r["energy"],
+                         seconds=r["seconds"]))
     result = dict(dataset=args.dataset, epochs=args.epochs, hidden=args.hidden, loss=args.loss, rows=rows,
                   seconds=timer(), command=command("dlif_timesteps.py", argv))
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", result)
     lines = ["| T | test acc. (%) | acc. by count (%) | input spikes | hidden spikes | output spikes "
-             "| spikes/synapse L1 | spikes/synapse L2 |", "|---|---|---|---|---|---|---|---|"]
+             "| spikes/synapse L1 | spikes/synapse L2 | energy (nJ) | E_ANN-opt / E |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sps = r["spikes_per_synapse"] + [float("nan")] * (2 - len(r["spikes_per_synapse"]))
         lines.append(f"| {r['T']} | {100 * r['test_acc']:.2f} | {100 * r['test_acc_count']:.2f} | {r['spikes_in']:.0f} "
-                     f"| {r['spikes_hidden']:.0f} | {r['spikes_out']:.1f} | {sps[0]:.3f} | {sps[1]:.3f} |")
+                     f"| {r['spikes_hidden']:.0f} | {r['spikes_out']:.1f} | {sps[0]:.3f} | {sps[1]:.3f} "
+                     f"| {r['energy']['snn_nj']:.0f} | {r['energy']['ann_opt_over_snn']:.2f} |")
     (out / "table.md").write_text(f"{args.dataset}, {args.epochs} epochs per T; `{result['command']}`\n\n"
                                   + "\n".join(lines) + "\n")
     plot(out, rows, args.dataset)

@@ -46,9 +46,17 @@ def networks(results, name, input_spikes):
         if f.exists():
             r = json.loads(f.read_text())
             s = r["summary"]
-            n_h = r["config"]["hidden"]
+            n_h = list(r["config"]["hidden"])
             layers = [energy.dense(a, b) for a, b in zip([784] + n_h, n_h + [10])]
-            out.append((label, layers, [input_spikes, _mean(s, "test_spikes_hidden")], _mean(s, "test_spikes_out"), 0,
+            if len(n_h) > 1:  # deeper networks need the spikes of each hidden layer
+                hidden = [_mean(s, f"test_spikes_hidden_{i}") for i in range(len(n_h))]
+                if None in hidden:
+                    print(f"{f}: no per-layer spike counts (older run), no energy estimate")
+                    continue
+            else:
+                hidden = [_mean(s, "test_spikes_hidden")]
+            label = label.replace("784-800-10", "-".join(map(str, [784] + n_h + [10])))
+            out.append((label, layers, [input_spikes] + hidden, _mean(s, "test_spikes_out"), 0,
                         _mean(s, "test_acc"), str(f)))
     dlif = [d / "result.json" for d in results.glob(f"{name}_dlif_T*")]
     dlif += list((results / f"{name}_dlif_timesteps").glob("T*/result.json"))
@@ -58,8 +66,13 @@ def networks(results, name, input_spikes):
         T, n_h = int(c["num_steps"]), list(c["hidden"])
         layers = [energy.dense(a, b) for a, b in zip([784] + n_h, n_h + [10])]
         sweep = " (T sweep)" if "timesteps" in str(f) else ""
+        keys = [f"test_spikes_hidden_{i}" for i in range(len(n_h))] if len(n_h) > 1 else ["test_spikes_hidden"]
+        hidden = [_mean(s, k) for k in keys]
+        if None in hidden:
+            print(f"{f}: no per-layer spike counts (older run), no energy estimate")
+            continue
         out.append((f"DLIF 784-{'-'.join(map(str, n_h))}-10, T = {T}{sweep}", layers,
-                    [_mean(s, "test_spikes_in"), _mean(s, "test_spikes_hidden")], _mean(s, "test_spikes_out"), T,
+                    [_mean(s, "test_spikes_in")] + hidden, _mean(s, "test_spikes_out"), T,
                     _mean(s, "test_acc"), str(f)))
     return out
 

@@ -1,19 +1,23 @@
-"""The comparison of Fono et al.: SRM/TTFS, LIF single-spike, LIF multi-spike and DLIF networks
-against the ReLU ANN of the same topology, on the same data: accuracy, epochs to converge,
-training time per epoch, spikes per inference, spikes per synapse and estimated energy per
-inference (jaxsnn.energy), as one table and one figure.
+"""The comparison of Fono et al. under one budget: SRM/TTFS, LIF single-spike (Fast & Deep), LIF
+multi-spike (Bacho & Chu), DLIF (rate coding, several T) and the ReLU ANN, all with the same
+topology 784-H-10, trained on the same samples for the same number of epochs and evaluated on the
+same test images. Reported per network: test accuracy, accuracy per epoch, epochs to converge
+(first epoch within 1 % of the best), seconds per epoch (same machine, one after the other),
+spikes per inference, spikes per synapse and the estimated energy per inference (jaxsnn.energy,
+measured spike counts), against the ANN of the same topology on the optimized and the baseline
+accelerator.
 
-The spiking networks are the trained runs recorded in ``results/`` by their own experiments
-(``mnist_srm.py``, ``mnist_lif.py``, ``mnist_dlif.py``, ``dlif_timesteps.py``; each row names
-its source and how many epochs it ran). The ANNs (one per topology met among them) are trained
-here, with Adam, on the same training set and evaluated on the same test set.
+Each family keeps its own reference settings (encoding, loss, learning rate, batch size; see
+``FAMILIES``): what is matched is the topology, the data and the number of epochs. The SRM
+network adds one bias spike to each layer's input (its own design). Every run is checkpointed in
+``--out`` and resumes where it stopped.
 
-    python experiments/family_comparison.py --dataset mnist --epochs 10 --out results/family_comparison_mnist
+    python experiments/family_comparison.py --dataset mnist --epochs 3 --hidden 400 --data-dir ../shared/data
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import pathlib
 import sys
 
@@ -25,18 +29,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import mnist_dlif
+import mnist_lif
+import mnist_srm
 from common import Timer, command, parser, write_json
-from energy_report import networks
-from jaxsnn import data, energy, train
+from jaxsnn import coding, data, energy, train
 
-
-def epochs_to(history, frac=0.99):
-    best = max(h["test_acc"] for h in history)
-    return next(h["epoch"] for h in history if h["test_acc"] >= frac * best)
-
-
-def seconds_per_epoch(history):
-    return history[-1]["seconds"] / len(history)
+DLIF_STEPS = (1, 4, 8, 25)
+FAMILIES = ("srm", "lif_single", "lif_multi", *(f"dlif_T{T}" for T in DLIF_STEPS), "ann")
 
 
 class ReLUMLP(fnn.Module):
@@ -49,8 +49,8 @@ class ReLUMLP(fnn.Module):
         return fnn.Dense(self.features[-1])(x)
 
 
-def train_ann(hidden, xtr, ytr, xte, yte, epochs, seed, quiet):
-    model = ReLUMLP(tuple(hidden) + (10,))
+def ann_task(hidden, n_classes, total_steps):
+    model = ReLUMLP((hidden, n_classes))
 
     def loss(params, batch, key, hp):
         x, y = batch
@@ -62,90 +62,176 @@ def train_ann(hidden, xtr, ytr, xte, yte, epochs, seed, quiet):
         x, y = batch
         return dict(acc=jnp.mean(jnp.argmax(model.apply(params, x), -1) == y))
 
-    task = train.Task(lambda key, hp: model.init(key, jnp.zeros((1, 784))), loss, lambda hp: optax.adam(hp["lr"]),
-                      evaluate)
-    res = train.fit(task, (xtr, ytr), dict(lr=1e-3), seed=seed, epochs=epochs, batch_size=128, eval_data=(xte, yte),
-                    progress=not quiet)
-    return res.history
+    return train.Task(lambda key, hp: model.init(key, jnp.zeros((1, 784))), loss,
+                      lambda hp: optax.adam(optax.cosine_decay_schedule(hp["lr"], total_steps, alpha=0.01)), evaluate)
 
 
-def main(argv=None):
-    p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=10, out=None, models=("all",),
-               datasets=("mnist", "fashion_mnist"))
-    p.add_argument("--results", default="results", help="folder with the spiking networks' results")
-    p.add_argument("--limit", type=int, default=None, help="ANN training samples (default: all)")
-    p.add_argument("--no-verify", action="store_true")
-    args = p.parse_args(argv)
-    out = pathlib.Path(args.out or f"results/family_comparison_{args.dataset}")
-    out.mkdir(parents=True, exist_ok=True)
-    timer = Timer()
-    (xtr, ytr), (xte, yte) = [data.load_dataset(args.dataset, s, data_dir=args.data_dir, verify=not args.no_verify)
-                              for s in ("train", "test")]
-    input_spikes = float(np.mean(np.sum(np.asarray(xte).reshape(len(xte), -1) > 0, axis=1)))
-    xtr = np.asarray(xtr, np.float32).reshape(len(xtr), -1) / 255.0
-    xte = np.asarray(xte, np.float32).reshape(len(xte), -1) / 255.0
-    ytr, yte = np.asarray(ytr, np.int32), np.asarray(yte, np.int32)
-    xtr, ytr = xtr[: args.limit], ytr[: args.limit]
-    costs = energy.EnergyCosts()
-    rows, topologies = [], {}
-    for label, layers, spikes_in, spikes_out, updates, acc, src in networks(pathlib.Path(args.results), args.dataset,
-                                                                          input_spikes):
-        hist = json.loads(pathlib.Path(src).read_text())["runs"][0]["history"]
-        snn = energy.snn_energy(layers, np.asarray(spikes_in), neuron_updates=updates, output_spikes=spikes_out,
-                                costs=costs)
-        hidden = tuple(l.n_out for l in layers[:-1])
-        topologies[hidden] = layers
-        rows.append(dict(network=label, family="SNN", test_acc=acc, epochs=len(hist), epochs_to_99pct=epochs_to(hist),
-                         seconds_per_epoch=seconds_per_epoch(hist), params=sum(l.params for l in layers),
-                         spikes_per_inference=float(sum(spikes_in[1:]) + spikes_out),
-                         spikes_per_synapse=float(energy.spikes_per_synapse(layers, np.asarray(spikes_in))),
-                         energy_nj=float(snn["total"]) / 1e3, source=src))
-    if not rows:
-        raise SystemExit(f"no spiking-network results under {args.results} for {args.dataset}")
-    for hidden, layers in sorted(topologies.items()):
-        n_h = [h for h in hidden]
-        if layers[0].n_in != 784:  # the SRM topology has bias inputs: its ANN is the plain one
-            n_h = [l.n_out for l in layers[:-1]]
-        hist = train_ann(n_h, xtr, ytr, xte, yte, args.epochs, args.seeds[0], args.quiet)
-        plain = [energy.dense(a, b) for a, b in zip([784] + n_h, n_h + [10])]
-        for reuse in ("opt", "base"):
-            rows.append(dict(network=f"ReLU ANN 784-{'-'.join(map(str, n_h))}-10 ({reuse} accelerator)", family="ANN",
-                             test_acc=hist[-1]["test_acc"], epochs=len(hist), epochs_to_99pct=epochs_to(hist),
-                             seconds_per_epoch=seconds_per_epoch(hist), params=sum(l.params + l.n_out for l in plain),
-                             spikes_per_inference=None, spikes_per_synapse=None,
-                             energy_nj=energy.ann_energy(plain, costs, reuse=reuse)["total"] / 1e3, source="this script"))
-    table = ["| network | test accuracy | epochs run | epochs to 99 % of best | s / epoch (2 CPU cores) | weights | "
-             "spikes / inference | spikes per synapse | energy / inference (nJ) |", "|---|---|---|---|---|---|---|---|---|"]
+def family(name, hidden, n_classes, n_train, epochs):
+    """``dict(label, task, hparams, batch_size, encode, layers, neuron_updates, input_spikes)`` of one
+    family at the matched topology. ``encode`` maps ``uint8 [N, 28, 28]`` images to the network's
+    input; ``input_spikes`` counts the spikes of an encoded batch per sample (``None``: the
+    evaluation reports them)."""
+    ttfs_count = lambda x: np.sum(np.isfinite(x), axis=-1).astype(np.float64)  # noqa: E731
+    plain = [energy.dense(784, hidden), energy.dense(hidden, n_classes)]
+    if name == "srm":
+        bs = 64
+        task = mnist_srm.make_task(hidden=hidden, total_steps=epochs * (n_train // bs))
+        enc = lambda img: np.asarray(coding.ttfs_encode(img.reshape(len(img), -1) / 255.0, silent_below=0.0),  # noqa
+                                     np.float32)
+        return dict(label=f"SRM / TTFS 784-{hidden}-{n_classes}", task=task, batch_size=bs, encode=enc,
+                    hparams=dict(lr=1e-3, tau=0.2, t_cap=8.0, alpha=0.0, hinge=0.0, jitter=0.0),
+                    # one bias spike into each layer
+                    layers=[energy.dense(785, hidden), energy.dense(hidden + 1, n_classes)], neuron_updates=0,
+                    input_spikes=lambda x: ttfs_count(x) + 1, hidden_extra=1.0)
+    if name.startswith("lif_"):
+        kind = name[4:]
+        cfg = dict(mnist_lif.PRESETS[kind], hidden=(hidden,))
+        task, _, _ = mnist_lif.make_task(cfg, n_classes, n_train // cfg["batch_size"])
+        spikes = "/".join(map(str, cfg["max_spikes"]))
+        return dict(label=f"LIF {kind}-spike 784-{hidden}-{n_classes} (max {spikes})", task=task,
+                    batch_size=cfg["batch_size"], encode=mnist_lif.encode, hparams=dict(lr=cfg["lr"], tau=cfg["tau"]),
+                    layers=plain, neuron_updates=0, input_spikes=ttfs_count, hidden_extra=0.0)
+    if name.startswith("dlif_T"):
+        T = int(name[6:])
+        cfg = dict(hidden=(hidden,), num_steps=T, beta=0.95, threshold=1.0, reset="subtract",
+                   surrogate="fast_sigmoid", loss="membrane", lr=1e-3, batch_size=128)
+        task, _ = mnist_dlif.make_task(cfg, n_classes, epochs * (n_train // cfg["batch_size"]))
+        return dict(label=f"DLIF 784-{hidden}-{n_classes}, T = {T}", task=task, batch_size=cfg["batch_size"],
+                    encode=lambda img: np.asarray(img, np.float32).reshape(len(img), -1) / 255.0,
+                    hparams=dict(lr=cfg["lr"]), layers=plain, neuron_updates=T, input_spikes=None, hidden_extra=0.0)
+    if name == "ann":
+        bs = 128
+        return dict(label=f"ReLU ANN 784-{hidden}-{n_classes}", task=ann_task(hidden, n_classes, epochs * (n_train // bs)),
+                    batch_size=bs, encode=lambda img: np.asarray(img, np.float32).reshape(len(img), -1) / 255.0,
+                    hparams=dict(lr=1e-3), layers=plain, neuron_updates=None, input_spikes=None, hidden_extra=0.0)
+    raise ValueError(f"unknown family {name!r}; choose from {FAMILIES}")
+
+
+def epochs_to(history, frac=0.99):
+    """The first epoch whose test accuracy is within ``1 - frac`` (relative) of the best."""
+    best = max(h["test_acc"] for h in history)
+    return next(h["epoch"] for h in history if h["test_acc"] >= frac * best)
+
+
+def measure(fam, run, x_test_encoded, costs):
+    """Accuracy, timing, spike counts and energy of one trained network (last epoch)."""
+    hist = run.history
+    last = hist[-1]
+    row = dict(network=fam["label"], test_acc=last["test_acc"], accuracy_per_epoch=[h["test_acc"] for h in hist],
+               epochs=len(hist), epochs_to_99pct=epochs_to(hist), seconds_per_epoch=last["seconds"] / len(hist),
+               params=sum(l.params for l in fam["layers"]), batch_size=fam["batch_size"], hparams=fam["hparams"])
+    layers = fam["layers"]
+    ann = {r: energy.ann_energy(layers, costs, reuse=r)["total"] / 1e3 for r in ("opt", "base")}
+    row.update(ann_opt_energy_nj=ann["opt"], ann_base_energy_nj=ann["base"])
+    if fam["neuron_updates"] is None:  # the ANN itself
+        row.update(family="ANN", energy_nj=ann["opt"], spikes_per_inference=None, spikes_per_synapse=None)
+        return row
+    if fam["input_spikes"] is None:
+        spikes_in = last["test_spikes_in"]
+    else:
+        spikes_in = float(np.mean(fam["input_spikes"](x_test_encoded)))
+    n_out = layers[-1].n_out
+    # the SRM evaluation reports the silent fraction of its one-spike output neurons
+    out = last["test_spikes_out"] if "test_spikes_out" in last else n_out * (1.0 - last["test_silent_out"])
+    hidden = last["test_spikes_hidden"] + fam["hidden_extra"]
+    counts = np.asarray([spikes_in, hidden])
+    snn = energy.snn_energy(layers, counts, neuron_updates=fam["neuron_updates"], output_spikes=out, costs=costs)
+    row.update(family="SNN", input_spikes=spikes_in, hidden_spikes=last["test_spikes_hidden"], output_spikes=out,
+               spikes_per_inference=last["test_spikes_hidden"] + out,
+               spikes_per_synapse=float(energy.spikes_per_synapse(layers, counts)),
+               energy_nj=float(snn["total"]) / 1e3,
+               energy_breakdown_nj={k: float(snn[k]) / 1e3 for k in ("compute", "local", "distant")})
+    return row
+
+
+def table(rows):
+    head = ["| network | test accuracy | epochs to converge | s / epoch | weights | spikes / inference "
+            "(hidden + output) | spikes per synapse | energy / inference (nJ) | E_ANN-opt / E | E_ANN-base / E |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sp = "" if r["spikes_per_inference"] is None else f"{r['spikes_per_inference']:.0f}"
         ss = "" if r["spikes_per_synapse"] is None else f"{r['spikes_per_synapse']:.3f}"
-        table.append(f"| {r['network']} | {100 * r['test_acc']:.2f} % | {r['epochs']} | {r['epochs_to_99pct']} | "
-                     f"{r['seconds_per_epoch']:.1f} | {r['params']:,} | {sp} | {ss} | {r['energy_nj']:.0f} |")
-    text = (f"# {args.dataset}: model families against the ANN of the same topology\n\n" + "\n".join(table)
-            + "\n\nThe spiking rows come from the runs named in result.json (their own epochs and budgets); "
-            f"the ANNs were trained here for {args.epochs} epochs. Energy: jaxsnn.energy defaults.\n\n"
-            f"Command: `{command('family_comparison.py', argv)}`\n")
-    write_json(out / "result.json", dict(dataset=args.dataset, rows=rows, seconds=timer(),
-                                         command=command("family_comparison.py", argv)))
-    (out / "README.md").write_text(text)
-    print(text)
+        name = r["network"] + (" (opt accelerator)" if r["family"] == "ANN" else "")
+        head.append(f"| {name} | {100 * r['test_acc']:.2f} % | {r['epochs_to_99pct']} of {r['epochs']} | "
+                    f"{r['seconds_per_epoch']:.1f} | {r['params']:,} | {sp} | {ss} | {r['energy_nj']:.0f} | "
+                    f"{r['ann_opt_energy_nj'] / r['energy_nj']:.2f} | {r['ann_base_energy_nj'] / r['energy_nj']:.2f} |")
+    return head
+
+
+def plot(rows, out, dataset):
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return rows
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+        print("matplotlib not installed: no figure written (pip install 'jaxsnn[experiments]')")
+        return
+    fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
     for i, r in enumerate(rows):
-        ax.scatter(r["energy_nj"], 100 * r["test_acc"], marker="o" if r["family"] == "SNN" else "x", color=f"C{i % 10}",
+        c = f"C{i % 10}"
+        ax[0].scatter(r["energy_nj"], 100 * r["test_acc"], marker="x" if r["family"] == "ANN" else "o", color=c,
+                      s=60, label=r["network"])
+        ax[1].plot(range(1, r["epochs"] + 1), [100 * a for a in r["accuracy_per_epoch"]], "-o", color=c, ms=3,
                    label=r["network"])
-    ax.set(xscale="log", xlabel="estimated energy per inference (nJ)", ylabel="test accuracy (%)",
-           title=f"{args.dataset}: accuracy against energy")
-    ax.legend(fontsize=6)
+    ann = next(r for r in rows if r["family"] == "ANN") if any(r["family"] == "ANN" for r in rows) else None
+    if ann is not None:
+        ax[0].axvline(ann["ann_base_energy_nj"], color="gray", ls="--", lw=0.8, label="ANN, baseline accelerator")
+    ax[0].set(xscale="log", xlabel="estimated energy per inference (nJ)", ylabel="test accuracy (%)",
+              title=f"{dataset}: accuracy against energy (x: ANN, opt accelerator)")
+    ax[1].set(xlabel="epoch", ylabel="test accuracy (%)", title="convergence")
+    ax[0].legend(fontsize=6)
+    ax[1].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(out / "accuracy_energy.png", dpi=120)
     plt.close(fig)
+
+
+def main(argv=None):
+    p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=3, out=None, models=("all",),
+               datasets=("mnist", "fashion_mnist"))
+    p.add_argument("--hidden", type=int, default=400, help="hidden neurons, the same for every family")
+    p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    p.add_argument("--limit", type=int, default=None, help="training samples (default: all)")
+    p.add_argument("--test-limit", type=int, default=None, help="test samples (default: all)")
+    p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check of the dataset files")
+    args = p.parse_args(argv)
+    out = pathlib.Path(args.out or f"results/family_comparison_{args.dataset}")
+    out.mkdir(parents=True, exist_ok=True)
+    timer = Timer()
+    (xtr, ytr), (xte, yte) = [data.load_dataset(args.dataset, s, data_dir=args.data_dir, verify=not args.no_verify)
+                              for s in ("train", "test")]
+    xtr, ytr, xte, yte = xtr[: args.limit], ytr[: args.limit], xte[: args.test_limit], yte[: args.test_limit]
+    ytr, yte = np.asarray(ytr, np.int32), np.asarray(yte, np.int32)
+    costs = energy.EnergyCosts()
+    rows = []
+    for name in args.families:
+        fam = family(name, args.hidden, 10, len(xtr), args.epochs)
+        a, b = fam["encode"](np.asarray(xtr)), fam["encode"](np.asarray(xte))
+        if not args.quiet:
+            print(f"== {fam['label']}: batch {fam['batch_size']}, {fam['hparams']}", flush=True)
+        run = train.fit(fam["task"], (a, ytr), fam["hparams"], seed=args.seeds[0], epochs=args.epochs,
+                        batch_size=fam["batch_size"], eval_data=(b, yte), eval_batch_size=min(1000, len(b)),
+                        out=out / name, progress=not args.quiet)
+        rows.append(dict(measure(fam, run, b, costs), key=name))
+        jax.clear_caches()
+        write_json(out / "result.json", dict(dataset=args.dataset, hidden=args.hidden, epochs=args.epochs,
+                                             seed=args.seeds[0], n_train=len(xtr), n_test=len(xte), rows=rows,
+                                             costs=dataclasses.asdict(costs), seconds=timer(),
+                                             command=command("family_comparison.py", argv)))
+    text = (f"# {args.dataset}: the model families under one budget\n\n"
+            f"Every network is 784-{args.hidden}-10, trained for {args.epochs} epochs on the same {len(xtr)} "
+            f"training images (seed {args.seeds[0]}) and tested on the same {len(xte)} test images; each family "
+            "keeps its reference encoding, loss, learning rate and batch size (result.json: `hparams`, "
+            "`batch_size`). Epochs to converge: the first epoch within 1 % of the best test accuracy. "
+            "Seconds per epoch: 2 CPU cores, the runs one after the other (evaluation included). Energy: "
+            "jaxsnn.energy defaults, spike counts measured on the test set; the ANN row is the optimized "
+            "accelerator, and the last two columns divide the same-topology ANN's energy (optimized, "
+            "baseline) by the row's.\n\n" + "\n".join(table(rows))
+            + f"\n\nCommand: `{command('family_comparison.py', argv)}`\n")
+    (out / "README.md").write_text(text)
+    print(text)
+    plot(rows, out, args.dataset)
     return rows
 
 

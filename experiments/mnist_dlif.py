@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import Timer, command, parser, plot_history, run_seeds, summarize, write_results
+from common import (Timer, command, energy_estimate, energy_text, parser, plot_history, run_seeds, summarize,
+                    write_results)
 from jaxsnn import coding, data, losses, nn, train
 
 N_CLASSES = {"mnist": 10, "fashion_mnist": 10, "emnist/balanced": 47}
@@ -72,7 +73,8 @@ def make_task(cfg, n_classes, total_steps):
         per_sample = lambda a: jnp.mean(jnp.sum(a, axis=(0, -1)))  # noqa: E731
         return dict(acc=jnp.mean(decide(s, v) == y), acc_count=jnp.mean(coding.rate_class(s) == y),
                     spikes_in=per_sample(spikes_in), spikes_hidden=sum(per_sample(h) for h in hidden),
-                    spikes_out=per_sample(s))
+                    spikes_out=per_sample(s),
+                    **({f"spikes_hidden_{i}": per_sample(h) for i, h in enumerate(hidden)} if len(hidden) > 1 else {}))
 
     def optimizer(hp):
         return optax.adam(optax.cosine_decay_schedule(hp["lr"], total_steps, alpha=0.01))
@@ -115,22 +117,26 @@ def main(argv=None):
                      eval_batch_size=min(1000, len(xte)))
 
     keys = ("train_acc", "test_acc", "test_acc_count", "test_spikes_in", "test_spikes_hidden", "test_spikes_out")
-    summary = summarize(runs, keys)
+    n_hidden = len(cfg["hidden"])
+    per_layer = tuple(f"test_spikes_hidden_{i}" for i in range(n_hidden)) if n_hidden > 1 else ("test_spikes_hidden",)
+    summary = summarize(runs, keys + per_layer * (n_hidden > 1))
     sizes = (784,) + tuple(cfg["hidden"]) + (n_classes,)
     s = {k: summary[f"test_{k}"]["mean"] for k in ("spikes_in", "spikes_hidden", "spikes_out")}
-    # spikes per synapse of each layer = presynaptic spikes per presynaptic neuron (hidden spikes are
-    # split evenly over hidden layers only when there is one; deeper nets report the total)
-    per_synapse = [s["spikes_in"] / sizes[0]] + ([s["spikes_hidden"] / sizes[1]] if len(sizes) == 3 else [])
-    synaptic_events = s["spikes_in"] * sizes[1] + (s["spikes_hidden"] * sizes[2] if len(sizes) == 3 else 0.0)
+    # spikes into each layer; spikes per synapse of a layer = presynaptic spikes per presynaptic neuron
+    layer_inputs = [s["spikes_in"]] + [summary[k]["mean"] for k in per_layer]
+    per_synapse = [x / n for x, n in zip(layer_inputs, sizes)]
+    synaptic_events = sum(x * n for x, n in zip(layer_inputs, sizes[1:]))
+    energy = energy_estimate(sizes, layer_inputs, s["spikes_out"], neuron_updates=cfg["num_steps"])
     name = f"DLIF {'-'.join(map(str, sizes))}, T = {cfg['num_steps']}"
     result = dict(dataset=args.dataset, model=name, config=cfg, epochs=args.epochs, seeds=args.seeds, summary=summary,
-                  spikes_per_synapse=per_synapse, synaptic_events_per_sample=synaptic_events,
+                  spikes_per_synapse=per_synapse, synaptic_events_per_sample=synaptic_events, energy=energy,
                   n_train=len(xtr), n_test=len(xte), seconds=timer(), command=command("mnist_dlif.py", argv))
     write_results(out, result, runs)
     plot_history(runs, out / "accuracy.png", title=f"{args.dataset}, {name}")
     acc = summary["test_acc"]
     print(f"{args.dataset}, {name}: test accuracy {100 * acc['mean']:.2f} %, spikes per sample "
-          f"{s['spikes_in']:.0f} in / {s['spikes_hidden']:.0f} hidden / {s['spikes_out']:.1f} out, {timer():.0f} s")
+          f"{s['spikes_in']:.0f} in / {s['spikes_hidden']:.0f} hidden / {s['spikes_out']:.1f} out, "
+          f"{energy_text(energy)}, {timer():.0f} s")
     return result
 
 

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import Timer, command, parser, plot_history, run_seeds, summarize, write_results
+from common import (Timer, command, energy_estimate, energy_text, parser, plot_history, run_seeds, summarize,
+                    write_results)
 from jaxsnn import coding, data, losses, metrics, nn, train
 
 PRESETS = {
@@ -69,6 +70,9 @@ def make_task(cfg, n_classes, steps_per_epoch):
         return dict(acc=jnp.mean(decide(t) == y),
                     spikes_hidden=sum(metrics.spikes_per_sample(h) for h in hidden),
                     spikes_out=metrics.spikes_per_sample(t),
+                    # per hidden layer, for the energy estimate of deeper networks
+                    **({f"spikes_hidden_{i}": metrics.spikes_per_sample(h) for i, h in enumerate(hidden)}
+                       if len(hidden) > 1 else {}),
                     silent_hidden=jnp.mean(jnp.stack([metrics.silent_fraction(h) for h in hidden])),
                     latency=jnp.mean(jnp.where(jnp.isfinite(lat), lat, cfg["t_max"])))
 
@@ -172,11 +176,17 @@ def main(argv=None):
     noise = robustness(model, decide, params, xn, yn, key)
     curve = latency_curve(model, decoder, params, xn, yn, cfg["t_max"])
     keys = ("train_acc", "test_acc", "test_spikes_hidden", "test_spikes_out", "test_silent_hidden", "test_latency")
-    summary = summarize(runs, keys)
-    layers = "-".join(map(str, (784,) + tuple(cfg["hidden"]) + (n_classes,)))
+    n_hidden = len(cfg["hidden"])
+    per_layer = tuple(f"test_spikes_hidden_{i}" for i in range(n_hidden)) if n_hidden > 1 else ("test_spikes_hidden",)
+    summary = summarize(runs, keys + per_layer * (n_hidden > 1))
+    sizes = (784,) + tuple(cfg["hidden"]) + (n_classes,)
+    spikes_in = float(np.mean(np.sum(np.isfinite(xte), axis=1)))  # one spike per non-zero pixel
+    energy = energy_estimate(sizes, [spikes_in] + [summary[k]["mean"] for k in per_layer],
+                             summary["test_spikes_out"]["mean"])
+    layers = "-".join(map(str, sizes))
     name = f"LIF {layers} {args.model}-spike (max {'/'.join(map(str, cfg['max_spikes']))})"
     result = dict(dataset=args.dataset, model=name, config={k: v for k, v in cfg.items()}, epochs=args.epochs,
-                  seeds=args.seeds, summary=summary, noise_robustness=noise, accuracy_over_time=curve,
+                  seeds=args.seeds, summary=summary, input_spikes=spikes_in, energy=energy, noise_robustness=noise, accuracy_over_time=curve,
                   n_train=len(xtr), n_test=len(xte), n_noise=len(xn), seconds=timer(), command=command("mnist_lif.py", argv))
     write_results(out, result, runs)
     plot_history(runs, out / "accuracy.png", title=f"{args.dataset}, {name}")
@@ -184,7 +194,8 @@ def main(argv=None):
     acc = summary["test_acc"]
     print(f"{args.dataset}, {name}: test accuracy {100 * acc['mean']:.2f} %, "
           f"{summary['test_spikes_hidden']['mean']:.0f} hidden / {summary['test_spikes_out']['mean']:.1f} output "
-          f"spikes per sample, latency {1e3 * summary['test_latency']['mean']:.1f} ms, {timer():.0f} s")
+          f"spikes per sample, latency {1e3 * summary['test_latency']['mean']:.1f} ms, {energy_text(energy)}, "
+          f"{timer():.0f} s")
     return result
 
 

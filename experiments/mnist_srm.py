@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import Timer, command, kernels, parser, plot_history, run_seeds, summarize, write_results
+from common import (Timer, command, energy_estimate, energy_text, kernels, parser, plot_history, run_seeds,
+                    summarize, write_results)
 from jaxsnn import coding, data, losses, nn, train
 
 
@@ -101,15 +102,19 @@ def main(argv=None):
 
     summary = summarize(runs, ("train_acc", "test_acc", "test_spikes_hidden", "test_silent_out"))
     name = f"SRM 784(+bias)-{args.hidden}(+bias)-10 ramp"
+    # one spike per non-zero pixel; output spikes: the output neurons that fire (at most once)
+    spikes_in = float(np.mean(np.sum(np.isfinite(xte), axis=1)))
+    energy = energy_estimate((784, args.hidden, 10), [spikes_in, summary["test_spikes_hidden"]["mean"]],
+                             10 * (1.0 - summary["test_silent_out"]["mean"]), bias=True)
     result = dict(dataset=args.dataset, model=name, epochs=args.epochs, seeds=args.seeds, summary=summary,
-                  seconds=timer(), args=vars(args), command=command("mnist_srm.py", argv))
+                  input_spikes=spikes_in, energy=energy, seconds=timer(), args=vars(args), command=command("mnist_srm.py", argv))
     write_results(out, result, runs)
     plot_history(runs, out / "accuracy.png", title=f"{args.dataset}, {name}")
     acc = summary["test_acc"]
     print(f"{args.dataset}, {name}, {len(args.seeds)} seed(s): test accuracy {100 * acc['mean']:.2f} "
           f"± {100 * acc['std']:.2f} %, train {100 * summary['train_acc']['mean']:.2f} % (running mean "
           f"over the last epoch), {summary['test_spikes_hidden']['mean']:.0f} hidden spikes/sample, "
-          f"{timer():.0f} s")
+          f"{energy_text(energy)}, {timer():.0f} s")
     return result
 
 

@@ -11,14 +11,17 @@ Notation for one layer (:class:`Layer`): ``n_in`` inputs, ``n_out`` neurons, ``S
 (connections: ``n_out x fan-in``, a convolution counts every output position), ``W`` distinct
 weights, fan-out ``S / n_in``.
 
-**ANN** (one inference, ReLU activations, one MAC per synapse):
+**ANN** (one inference, ReLU activations, one MAC per synapse). Every MAC reads its partial
+sum from the local buffer and writes it back (:math:`2E_l`), exactly as a synaptic event of the
+SNN reads and writes its membrane potential: the two networks' accumulators are counted alike.
 
 * ``"base"`` accelerator, no data reuse: every MAC reads its weight and its input from
   distant memory, every output is written there once:
-  :math:`E = S\,(E_{mac} + 2E_d) + n_{out} E_d`.
+  :math:`E = S\,(E_{mac} + 2E_d + 2E_l) + n_{out} E_d`.
 * ``"opt"`` accelerator, maximal reuse (the upper bound on ANN efficiency of Dampfhoffer et al.):
   every weight, input and output crosses the distant memory once and every MAC reads its two
-  operands from the local buffer: :math:`E = S\,(E_{mac} + 2E_l) + (W + n_{in} + n_{out}) E_d`.
+  operands from the local buffer:
+  :math:`E = S\,(E_{mac} + 4E_l) + (W + n_{in} + n_{out}) E_d`.
 
 **SNN** (event-driven, ``T`` time steps, ``N_in`` input spikes in the inference, hence
 :math:`N_{in}\,S/n_{in}` synaptic events):
@@ -183,10 +186,10 @@ def ann_energy(layers: Sequence[Layer], costs: EnergyCosts = EnergyCosts(), *, r
     S = sum(l.synapses for l in layers)
     compute = S * costs.mac
     if reuse == "base":
-        local = 0.0
+        local = 2 * S * costs.e_local  # the partial sum, read and written
         distant = (2 * S + sum(l.n_out for l in layers)) * costs.e_distant
     else:
-        local = 2 * S * costs.e_local
+        local = 4 * S * costs.e_local  # weight, input, partial sum read and written
         distant = sum(l.params + l.n_in + l.n_out for l in layers) * costs.e_distant
     return dict(compute=compute, local=local, distant=distant, total=compute + local + distant)
 

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from jaxsnn import energy
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiments"))
 
 
@@ -170,17 +172,45 @@ def test_energy_scripts_write_tables(tmp_path, shared_data):
     assert (tmp_path / "report" / "README.md").exists()
 
 
-def test_family_comparison_trains_the_anns_of_the_recorded_topologies(tmp_path, shared_data):
+def test_family_comparison_trains_every_family_on_one_budget(tmp_path, shared_data):
     import family_comparison
 
-    root = pathlib.Path(__file__).resolve().parents[1]
-    rows = family_comparison.main(["--results", str(root / "results"), "--data-dir", str(shared_data), "--epochs", "1",
-                                   "--limit", "512", "--quiet", "--out", str(tmp_path)])
-    snn = [r for r in rows if r["family"] == "SNN"]
-    ann = [r for r in rows if r["family"] == "ANN"]
-    assert snn and ann and all(r["energy_nj"] > 0 for r in rows)
-    for r in ann:  # the optimized accelerator is never worse than the baseline one
-        if "opt" in r["network"]:
-            base = next(b for b in ann if b["network"] == r["network"].replace("opt", "base"))
-            assert r["energy_nj"] < base["energy_nj"]
-    assert (tmp_path / "accuracy_energy.png").exists()
+    args = ["--data-dir", str(shared_data), "--epochs", "2", "--limit", "256", "--test-limit", "200", "--hidden", "16",
+            "--families", "srm", "lif_single", "dlif_T4", "ann", "--quiet", "--out", str(tmp_path)]
+    rows = family_comparison.main(args)
+    assert [r["key"] for r in rows] == ["srm", "lif_single", "dlif_T4", "ann"]
+    for r in rows:
+        assert r["epochs"] == 2 and len(r["accuracy_per_epoch"]) == 2 and 1 <= r["epochs_to_99pct"] <= 2
+        assert r["test_acc"] == r["accuracy_per_epoch"][-1] and r["seconds_per_epoch"] > 0
+    ann = rows[-1]
+    # the ANN row: 784-16-10, 4 MACs per synapse-level access (weight, input, partial sum r/w) on the
+    # optimized accelerator, each weight / input / output once from distant memory
+    c = energy.EnergyCosts()
+    S = 784 * 16 + 16 * 10
+    by_hand = S * (c.mac + 4 * c.e_local) + (S + 784 + 16 + 16 + 10) * c.e_distant
+    assert ann["energy_nj"] == pytest.approx(by_hand / 1e3, rel=1e-9)
+    for r in rows[:-1]:
+        # spikes per synapse = synaptic events / synapses, events = spikes into a layer x its fan-out
+        bias = 1 if r["key"] == "srm" else 0
+        events = r["input_spikes"] * 16 + (r["hidden_spikes"] + bias) * 10
+        assert r["spikes_per_synapse"] == pytest.approx(events / ((784 + bias) * 16 + (16 + bias) * 10), rel=1e-6)
+        assert r["energy_nj"] > 0 and r["ann_opt_energy_nj"] > 0
+    # a second call resumes every finished run from its checkpoint: the same rows
+    again = family_comparison.main(args)
+    assert [r["test_acc"] for r in again] == [r["test_acc"] for r in rows]
+    assert (tmp_path / "accuracy_energy.png").exists() and (tmp_path / "README.md").exists()
+
+
+def test_energy_estimate_of_an_experiment_by_hand():
+    from common import energy_estimate
+
+    c = energy.EnergyCosts()
+    # 3-2-1 dense, 2 input spikes, 1 hidden spike, 1 output spike, event-driven
+    e = energy_estimate((3, 2, 1), [2.0, 1.0], 1.0)
+    events = 2 * 2 + 1 * 1
+    pj = events * (c.add + c.e_distant + 2 * c.e_local) + (2 * 1 + 2 + 1) * c.e_distant
+    assert e["snn_nj"] == pytest.approx(pj / 1e3, rel=1e-9)
+    assert e["spikes_per_synapse"] == pytest.approx(events / 8)
+    # the SRM bias: one more input per layer, sending one spike
+    eb = energy_estimate((3, 2, 1), [2.0, 1.0], 1.0, bias=True)
+    assert eb["spikes_per_synapse"] == pytest.approx((3 * 2 + 2 * 1) / (4 * 2 + 3 * 1))
