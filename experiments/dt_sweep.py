@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import Timer, command, parser, write_json
+from common import Timer, command, energy_estimate, parser, write_json
 from jaxsnn import coding, data, losses, metrics, nn, train
 from mnist_lif import N_CLASSES, PRESETS, encode
 
@@ -259,13 +259,19 @@ def main(argv=None):
             f"samples, then fine-tuned on the clock for {args.epochs} epoch(s) on {len(xtr)} samples per (seed, dt)"),
         post_training_quantization=post_training, history=history, seconds=timer(),
         command=command("dt_sweep.py", argv))
+    # energy per inference (event-driven, jaxsnn.energy defaults) from the measured spike counts
+    sizes = (784,) + tuple(cfg["hidden"]) + (n_classes,)
+    spikes_in = float(np.mean(np.sum(np.isfinite(np.asarray(xte)), axis=1)))
+    for s in summary:
+        s["energy"] = energy_estimate(sizes, [spikes_in] + [s[k] for k in hidden_keys], s["test_spikes_out"])
     write_json(out / "result.json", result)
-    rows = ["| dt (ms) | test accuracy | hidden spikes / sample | output spikes / sample | latency (ms) |"
+    rows = ["| dt (ms) | test accuracy | hidden spikes / sample | output spikes / sample | latency (ms) | energy (nJ) |"
             + (" without fine-tuning: accuracy, hidden spikes |" if post_training else ""),
-            "|---|---|---|---|---|" + ("---|" if post_training else "")]
+            "|---|---|---|---|---|---|" + ("---|" if post_training else "")]
     for i, s in enumerate(summary):
         rows.append(f"| {1e3 * s['dt']:.4g} | {100 * s['test_acc']:.2f} ± {100 * s['test_acc_std']:.2f} % | "
-                    f"{s['test_spikes_hidden']:.0f} | {s['test_spikes_out']:.1f} | {1e3 * s['test_latency']:.1f} |"
+                    f"{s['test_spikes_hidden']:.0f} | {s['test_spikes_out']:.1f} | {1e3 * s['test_latency']:.1f} | "
+                    f"{s['energy']['snn_nj']:.0f} |"
                     + (f" {100 * post_training[i]['acc']:.2f} %, "
                        f"{sum(v for k, v in post_training[i].items() if k.startswith('spikes_hidden')):.0f} |"
                        if post_training else ""))

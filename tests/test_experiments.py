@@ -42,6 +42,9 @@ def test_mnist_script_runs_resumes_and_writes_results(tmp_path, shared_data):
     assert len(lines) == 2 and json.loads(lines[1])["epoch"] == 2 and lines[0] == first[0]
     assert 0.0 <= result["summary"]["test_acc"]["mean"] <= 1.0 and (tmp_path / "accuracy.png").exists()
     assert result["summary"]["test_spikes_hidden"]["mean"] > 0
+    e = result["energy"]  # one bias spike into each layer
+    events = (result["input_spikes"] + 1) * 32 + (result["summary"]["test_spikes_hidden"]["mean"] + 1) * 10
+    assert e["spikes_per_synapse"] == pytest.approx(events / (785 * 32 + 33 * 10)) and e["snn_nj"] > 0
 
 
 SCRIPTS = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parents[1] / "experiments").glob("*.py")
@@ -90,6 +93,7 @@ def test_lif_script_runs_on_synthetic_emnist_balanced(tmp_path, model):
     assert result["config"]["max_spikes"] == (3, 3) and "47" in result["model"]
     saved = json.loads((out / "result.json").read_text())
     assert set(saved["noise_robustness"]) == {"jitter", "delete"} and len(saved["accuracy_over_time"]["time"]) == 41
+    assert saved["energy"]["snn_nj"] > 0 and saved["energy"]["ann_opt_nj"] > 0
     for f in ("accuracy.png", "latency_noise.png", "results.csv", "metrics.jsonl"):
         assert (out / f).exists(), f
 
@@ -115,6 +119,8 @@ def test_dlif_script_runs_and_counts_spikes(tmp_path, shared_data, loss):
     assert result["spikes_per_synapse"][0] == pytest.approx(s["test_spikes_in"]["mean"] / 784)
     assert result["synaptic_events_per_sample"] == pytest.approx(
         32 * s["test_spikes_in"]["mean"] + 10 * s["test_spikes_hidden"]["mean"])
+    assert result["energy"]["spikes_per_synapse"] == pytest.approx(
+        result["synaptic_events_per_sample"] / (784 * 32 + 32 * 10))
 
 
 def test_dlif_timestep_sweep_writes_table_and_figure(tmp_path, shared_data):
@@ -153,6 +159,7 @@ def test_dt_sweep_finetunes_every_dt_and_writes_frontier(tmp_path, shared_data):
     assert len(result["records"]) == 2 and len(result["post_training_quantization"]) == 2
     assert result["pareto_frontier"] and result["within_one_point"]["dts_within_1pt"][0] == 0.0
     assert len(result["confidence_over_time"]["per_config"]) == 2
+    assert all(s["energy"]["snn_nj"] > 0 for s in result["summary"])
     for f in ("result.json", "README.md", "dt_sweep.png"):
         assert (tmp_path / f).exists(), f
 
