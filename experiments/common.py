@@ -130,7 +130,7 @@ def kernels(params):
     return [v for k, v in flat.items() if k[-1] == "kernel"]
 
 
-def energy_estimate(sizes, layer_inputs, output_spikes, *, neuron_updates=0, bias=False) -> dict:
+def energy_estimate(sizes, layer_inputs, output_spikes, *, neuron_updates=0, bias=False, max_spikes=None) -> dict:
     """Estimated energy per inference of a trained dense network, and of the ANN of the same
     topology, from measured spike counts (:mod:`jaxsnn.energy`, default constants).
 
@@ -140,13 +140,15 @@ def energy_estimate(sizes, layer_inputs, output_spikes, *, neuron_updates=0, bia
       output_spikes: spikes per sample of the output layer.
       neuron_updates: per-step neuron updates (``T`` for DLIF, 0 for event-driven exact-time neurons).
       bias: every layer gets one extra input that sends one spike (the SRM bias spike).
+      max_spikes: the most spikes per neuron and inference; counts above it raise ``ValueError``.
     """
     from jaxsnn import energy
 
     b = int(bias)
     layers = [energy.dense(a + b, c) for a, c in zip(sizes[:-1], sizes[1:])]
     counts = np.asarray(layer_inputs, np.float64) + b
-    snn = energy.snn_energy(layers, counts, neuron_updates=neuron_updates, output_spikes=output_spikes)
+    snn = energy.snn_energy(layers, counts, neuron_updates=neuron_updates, output_spikes=output_spikes,
+                            max_spikes=max_spikes)
     ann = {r: energy.ann_energy(layers, reuse=r)["total"] for r in ("opt", "base")}
     e = float(snn["total"])
     return dict(spikes_per_synapse=float(energy.spikes_per_synapse(layers, counts)), snn_nj=e / 1e3,

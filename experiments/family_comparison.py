@@ -82,7 +82,7 @@ def family(name, hidden, n_classes, n_train, epochs):
                     hparams=dict(lr=1e-3, tau=0.2, t_cap=8.0, alpha=0.0, hinge=0.0, jitter=0.0),
                     # one bias spike into each layer
                     layers=[energy.dense(785, hidden), energy.dense(hidden + 1, n_classes)], neuron_updates=0,
-                    input_spikes=lambda x: ttfs_count(x) + 1, hidden_extra=1.0)
+                    input_spikes=lambda x: ttfs_count(x) + 1, hidden_extra=1.0, max_spikes=1)
     if name.startswith("lif_"):
         kind = name[4:]
         cfg = dict(mnist_lif.PRESETS[kind], hidden=(hidden,))
@@ -90,7 +90,8 @@ def family(name, hidden, n_classes, n_train, epochs):
         spikes = "/".join(map(str, cfg["max_spikes"]))
         return dict(label=f"LIF {kind}-spike 784-{hidden}-{n_classes} (max {spikes})", task=task,
                     batch_size=cfg["batch_size"], encode=mnist_lif.encode, hparams=dict(lr=cfg["lr"], tau=cfg["tau"]),
-                    layers=plain, neuron_updates=0, input_spikes=ttfs_count, hidden_extra=0.0)
+                    layers=plain, neuron_updates=0, input_spikes=ttfs_count, hidden_extra=0.0,
+                    max_spikes=max(cfg["max_spikes"]))
     if name.startswith("dlif_T"):
         T = int(name[6:])
         cfg = dict(hidden=(hidden,), num_steps=T, beta=0.95, threshold=1.0, reset="subtract",
@@ -98,7 +99,8 @@ def family(name, hidden, n_classes, n_train, epochs):
         task, _ = mnist_dlif.make_task(cfg, n_classes, epochs * (n_train // cfg["batch_size"]))
         return dict(label=f"DLIF 784-{hidden}-{n_classes}, T = {T}", task=task, batch_size=cfg["batch_size"],
                     encode=lambda img: np.asarray(img, np.float32).reshape(len(img), -1) / 255.0,
-                    hparams=dict(lr=cfg["lr"]), layers=plain, neuron_updates=T, input_spikes=None, hidden_extra=0.0)
+                    hparams=dict(lr=cfg["lr"]), layers=plain, neuron_updates=T, input_spikes=None, hidden_extra=0.0,
+                    max_spikes=T)
     if name == "ann":
         bs = 128
         return dict(label=f"ReLU ANN 784-{hidden}-{n_classes}", task=ann_task(hidden, n_classes, epochs * (n_train // bs)),
@@ -135,7 +137,8 @@ def measure(fam, run, x_test_encoded, costs):
     out = last["test_spikes_out"] if "test_spikes_out" in last else n_out * (1.0 - last["test_silent_out"])
     hidden = last["test_spikes_hidden"] + fam["hidden_extra"]
     counts = np.asarray([spikes_in, hidden])
-    snn = energy.snn_energy(layers, counts, neuron_updates=fam["neuron_updates"], output_spikes=out, costs=costs)
+    snn = energy.snn_energy(layers, counts, neuron_updates=fam["neuron_updates"], output_spikes=out,
+                            max_spikes=fam["max_spikes"], costs=costs)
     row.update(family="SNN", input_spikes=spikes_in, hidden_spikes=last["test_spikes_hidden"], output_spikes=out,
                spikes_per_inference=last["test_spikes_hidden"] + out,
                spikes_per_synapse=float(energy.spikes_per_synapse(layers, counts)),

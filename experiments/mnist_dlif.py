@@ -126,7 +126,8 @@ def main(argv=None):
     layer_inputs = [s["spikes_in"]] + [summary[k]["mean"] for k in per_layer]
     per_synapse = [x / n for x, n in zip(layer_inputs, sizes)]
     synaptic_events = sum(x * n for x, n in zip(layer_inputs, sizes[1:]))
-    energy = energy_estimate(sizes, layer_inputs, s["spikes_out"], neuron_updates=cfg["num_steps"])
+    energy = energy_estimate(sizes, layer_inputs, s["spikes_out"], neuron_updates=cfg["num_steps"],
+                             max_spikes=cfg["num_steps"])
     name = f"DLIF {'-'.join(map(str, sizes))}, T = {cfg['num_steps']}"
     result = dict(dataset=args.dataset, model=name, config=cfg, epochs=args.epochs, seeds=args.seeds, summary=summary,
                   spikes_per_synapse=per_synapse, synaptic_events_per_sample=synaptic_events, energy=energy,

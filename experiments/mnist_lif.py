@@ -182,7 +182,7 @@ def main(argv=None):
     sizes = (784,) + tuple(cfg["hidden"]) + (n_classes,)
     spikes_in = float(np.mean(np.sum(np.isfinite(xte), axis=1)))  # one spike per non-zero pixel
     energy = energy_estimate(sizes, [spikes_in] + [summary[k]["mean"] for k in per_layer],
-                             summary["test_spikes_out"]["mean"])
+                             summary["test_spikes_out"]["mean"], max_spikes=max(cfg["max_spikes"]))
     layers = "-".join(map(str, sizes))
     name = f"LIF {layers} {args.model}-spike (max {'/'.join(map(str, cfg['max_spikes']))})"
     result = dict(dataset=args.dataset, model=name, config={k: v for k, v in cfg.items()}, epochs=args.epochs,

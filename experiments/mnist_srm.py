@@ -105,7 +105,7 @@ def main(argv=None):
     # one spike per non-zero pixel; output spikes: the output neurons that fire (at most once)
     spikes_in = float(np.mean(np.sum(np.isfinite(xte), axis=1)))
     energy = energy_estimate((784, args.hidden, 10), [spikes_in, summary["test_spikes_hidden"]["mean"]],
-                             10 * (1.0 - summary["test_silent_out"]["mean"]), bias=True)
+                             10 * (1.0 - summary["test_silent_out"]["mean"]), bias=True, max_spikes=1)
     result = dict(dataset=args.dataset, model=name, epochs=args.epochs, seeds=args.seeds, summary=summary,
                   input_spikes=spikes_in, energy=energy, seconds=timer(), args=vars(args), command=command("mnist_srm.py", argv))
     write_results(out, result, runs)

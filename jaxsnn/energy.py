@@ -51,7 +51,9 @@ import dataclasses
 import math
 from typing import NamedTuple, Sequence
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["EnergyCosts", "Layer", "dense", "conv2d", "alexnet", "synapses", "ann_energy", "snn_energy",
            "synaptic_events", "spikes_per_synapse", "spike_counts", "efficiency"]
@@ -172,6 +174,35 @@ def synapses(layers: Sequence[Layer]) -> int:
 def _check_layers(layers):
     if not layers or not all(isinstance(l, Layer) for l in layers):
         raise ValueError("layers must be a non-empty sequence of jaxsnn.energy.Layer")
+    for l in layers:
+        for field in ("n_in", "n_out", "synapses", "params"):
+            v = getattr(l, field)
+            if not (isinstance(v, (int, np.integer)) and v > 0):
+                raise ValueError(f"layer {l.name!r}: {field} must be a positive int, got {v!r}")
+        if l.synapses > l.n_in * l.n_out:
+            raise ValueError(f"layer {l.name!r}: synapses ({l.synapses}) exceed n_in x n_out ({l.n_in * l.n_out})")
+
+
+def _check_counts(x, neurons, max_spikes, name):
+    """Spike counts ``x [..., L]`` (or ``[...]`` with one ``neurons``) must lie in
+    ``[0, neurons x max_spikes]``; checked when the values are concrete (under ``jit`` they are
+    traced and cannot be)."""
+    try:
+        v = np.asarray(x, np.float64)
+    except jax.errors.TracerArrayConversionError:
+        return
+    if v.size and v.min() < 0:
+        raise ValueError(f"{name} must be non-negative, got {v.min():g}")
+    if max_spikes is None or not v.size:
+        return
+    bound = np.asarray(neurons, np.float64) * max_spikes
+    excess = v - bound
+    if excess.max() > 0:
+        idx = np.unravel_index(np.argmax(excess), v.shape)
+        layer = f"[layer {idx[-1]}]" if np.ndim(neurons) else ""
+        b = np.broadcast_to(bound, v.shape)[idx]
+        raise ValueError(f"{name}{layer} = {v[idx]:g} exceeds what the topology allows: {b:g} "
+                         f"(neurons x max_spikes = {max_spikes})")
 
 
 def ann_energy(layers: Sequence[Layer], costs: EnergyCosts = EnergyCosts(), *, reuse: str = "opt") -> dict:
@@ -222,7 +253,7 @@ def spikes_per_synapse(layers: Sequence[Layer], input_spikes) -> jnp.ndarray:
     return jnp.sum(synaptic_events(layers, input_spikes), axis=-1) / synapses(layers)
 
 
-def snn_energy(layers: Sequence[Layer], input_spikes, *, neuron_updates=1, output_spikes=None,
+def snn_energy(layers: Sequence[Layer], input_spikes, *, neuron_updates=1, output_spikes=None, max_spikes=None,
                costs: EnergyCosts = EnergyCosts()) -> dict:
     """Energy of one inference of an event-driven SNN, in pJ, from its spike counts.
 
@@ -232,12 +263,19 @@ def snn_energy(layers: Sequence[Layer], input_spikes, *, neuron_updates=1, outpu
       neuron_updates: leak-and-threshold updates of every neuron per inference: ``T`` for a
         discretized LIF network with ``T`` steps; 0 for event-driven exact-time neurons.
       output_spikes: spikes out of the last layer ``[...]`` (default 0): they are written too.
+      max_spikes: the most spikes one neuron can send in an inference (``T`` for DLIF, the spike
+        buffer for exact-time neurons, 1 for time-to-first-spike); with it, concrete counts
+        above ``neurons x max_spikes`` raise ``ValueError``. Counts must be non-negative.
       costs: :class:`EnergyCosts`.
 
     Returns:
       ``{"compute", "local", "distant", "total", "events"}``, arrays of the batch shape.
     """
+    _check_layers(layers)
     x = _per_layer(input_spikes, layers, "input_spikes")
+    _check_counts(x, [l.n_in for l in layers], max_spikes, "input_spikes")
+    if output_spikes is not None:
+        _check_counts(output_spikes, layers[-1].n_out, max_spikes, "output_spikes")
     events = jnp.sum(synaptic_events(layers, x), axis=-1)
     n_neurons = sum(l.n_out for l in layers)
     updates = jnp.asarray(neuron_updates, x.dtype) * n_neurons

@@ -155,3 +155,22 @@ def test_bad_input_raises():
         energy.conv2d(3, 3, 1, 1, 5)
     with pytest.raises(ValueError, match="n_in"):
         energy.dense(0, 3)
+    # hand-built layers are checked field by field
+    with pytest.raises(ValueError, match="n_out"):
+        energy.ann_energy([energy.Layer("bad", 3, -2, 6, 6)])
+    with pytest.raises(ValueError, match="synapses"):
+        energy.snn_energy([energy.Layer("bad", 3, 2, 7, 6)], jnp.ones(1))
+    # spike counts: non-negative, and at most neurons x max_spikes into each layer and out of the last
+    net = [energy.dense(3, 2), energy.dense(2, 1)]
+    with pytest.raises(ValueError, match="input_spikes must be non-negative"):
+        energy.snn_energy(net, jnp.array([-1.0, 0.0]))
+    with pytest.raises(ValueError, match=r"input_spikes\[layer 1\] = 5 exceeds .* 4"):
+        energy.snn_energy(net, jnp.array([[1.0, 1.0], [6.0, 5.0]]), max_spikes=2)
+    with pytest.raises(ValueError, match="output_spikes = 3 exceeds"):
+        energy.snn_energy(net, jnp.array([1.0, 1.0]), output_spikes=3.0, max_spikes=2)
+    at_bound = energy.snn_energy(net, jnp.array([6.0, 4.0]), output_spikes=2.0, max_spikes=2)
+    assert float(at_bound["events"]) == 6 * 2 + 4 * 1
+    # under jit the counts are traced: no check, same numbers
+    jitted = jax.jit(lambda x: energy.snn_energy(net, x, max_spikes=2)["total"])
+    assert float(jitted(jnp.array([6.0, 4.0]))) == pytest.approx(
+        float(energy.snn_energy(net, jnp.array([6.0, 4.0]))["total"]))
