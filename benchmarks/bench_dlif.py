@@ -6,7 +6,9 @@ Workloads (the issue's): 784-1000-10 with T = 25 and 784-1000-1000-10 with T = 1
 spikes ``[T, B, 784]`` precomputed once from the first 128 MNIST training images (pixel intensity =
 spike probability per step; about 13 % of the entries are spikes), cross-entropy on the output spike
 counts, Adam (lr 5e-4). Each library's steps per second is the best of ``--rounds`` rounds that
-alternate between the libraries (all rounds are in the JSON). Each library runs in its own process (``benchmarks/peer/dlif_workload.py``;
+alternate between the libraries (all rounds are in the JSON). jaxsnn runs twice: as users
+should run it on sparse encoded inputs (``skip_silent_inputs=True``: the first layer's matmuls on
+the input columns that spike in the batch) and with the dense projection (``jaxsnn_dense``). Each library runs in its own process (``benchmarks/peer/dlif_workload.py``;
 the peers from their own venv, ``--peer-python``, never project dependencies), so the peak resident
 memory of each process is comparable.
 
@@ -98,7 +100,7 @@ def main(argv=None):
             row = dict(layers=layers, T=T, batch=BATCH, inputs=source, input_density=density, gemm_gflops=gemm,
                        matmul_gflop_per_step=flops / 1e9, matmul_bound_steps_per_s=limit, libs={})
             common = ["--inputs", path, "--layers", ",".join(map(str, layers)), "--steps", str(w["steps"])]
-            libs = [("jaxsnn", sys.executable)]
+            libs = [("jaxsnn", sys.executable), ("jaxsnn_dense", sys.executable)]
             if args.peer_python:
                 libs += [(lib, args.peer_python) for lib in ("spyx", "snntorch", "norse")]
             for round_ in range(args.rounds):

@@ -55,19 +55,22 @@ class Timer:
 
 
 def run_seeds(task, train_data, eval_data, hparams: dict, args, *, batch_size: int, out,
-              eval_batch_size: int = 1000, epoch_in_jit: bool = True):
+              eval_batch_size: int = 1000, epoch_in_jit: bool = True, callback=None):
     """Train ``task`` once per seed of ``args.seeds``.
 
     One seed: :func:`jaxsnn.train.fit` (checkpoint and ``metrics.jsonl`` in ``out``). Several:
     :func:`jaxsnn.train.sweep` over the seeds as one vmapped program (checkpoint in ``out``),
     split over the devices when there are several (see :func:`jaxsnn.train.use_cpu_devices`).
     Returns a list of ``dict(seed, history, params)`` (history: one dict per epoch).
+    ``callback`` (one seed only) is passed to :func:`jaxsnn.train.fit`.
     """
     progress = not args.quiet
+    if callback is not None and len(args.seeds) != 1:
+        raise ValueError("a per-epoch callback (e.g. validation) needs a single seed")
     if len(args.seeds) == 1:
         run = train.fit(task, train_data, hparams, seed=args.seeds[0], epochs=args.epochs, batch_size=batch_size,
                         eval_data=eval_data, eval_batch_size=eval_batch_size, epoch_in_jit=epoch_in_jit,
-                        out=out, progress=progress)
+                        out=out, progress=progress, callback=callback)
         return [dict(seed=args.seeds[0], history=run.history, params=run.state.params)]
     configs = {"seed": np.asarray(args.seeds)}
     configs.update({k: np.full(len(args.seeds), v) for k, v in hparams.items()})
@@ -81,6 +84,42 @@ def run_seeds(task, train_data, eval_data, hparams: dict, args, *, batch_size: i
     return runs
 
 
+class ValidationBest:
+    """A ``fit`` callback: evaluates ``task.evaluate`` on held-out training data after every
+    epoch, appends the metrics (``val_*``) to ``out/validation.jsonl`` and keeps the parameters
+    of the best epoch by ``val_<metric>`` (:class:`jaxsnn.train.KeepBest`, resumable through
+    ``out/best_params.msgpack``). The test set plays no part in the choice.
+    """
+
+    def __init__(self, task, val_data, hparams, out, *, metric="acc", batch_size=1000):
+        self.out = pathlib.Path(out)
+        self.keep = train.KeepBest("val_" + metric, path=self.out / "best_params.msgpack")
+        self.data, self.hp, self.batch_size = val_data, hparams, batch_size
+        self._eval = jax.jit(task.evaluate)
+
+    def __call__(self, state, record):
+        n = len(jax.tree.leaves(self.data)[0])
+        parts, sizes = [], []
+        for i in range(0, n, self.batch_size):
+            batch = jax.tree.map(lambda a: a[i:i + self.batch_size], self.data)
+            parts.append(jax.device_get(self._eval(state.params, batch, self.hp)))
+            sizes.append(len(jax.tree.leaves(batch)[0]))
+        val = {f"val_{k}": float(np.average([p[k] for p in parts], weights=sizes)) for k in parts[0]}
+        val["epoch"] = int(record["epoch"])
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "validation.jsonl", "a") as f:
+            f.write(json.dumps(val) + "\n")
+        self.keep(state, dict(record, **val))
+
+    @property
+    def epoch(self):
+        return self.keep.epoch
+
+    @property
+    def params(self):
+        return self.keep.params
+
+
 def summarize(runs, metrics=("test_acc",)) -> dict:
     """Mean and standard deviation over seeds of the final value of each metric."""
     out = {}
@@ -91,9 +130,13 @@ def summarize(runs, metrics=("test_acc",)) -> dict:
 
 
 def write_results(out, result: dict, runs) -> None:
-    """``result.json`` (with every seed's history) and ``results.csv`` (final metrics per seed)."""
+    """``result.json`` (with every seed's history) and ``results.csv`` (final metrics per seed).
+
+    A run whose reported epoch was selected (``history`` cut there) keeps its whole history
+    in ``history_all``; that is what ``result.json`` records.
+    """
     out = pathlib.Path(out)
-    result = dict(result, runs=[dict(seed=r["seed"], history=r["history"]) for r in runs])
+    result = dict(result, runs=[dict(seed=r["seed"], history=r.get("history_all", r["history"])) for r in runs])
     write_json(out / "result.json", result)
     train.write_csv(out / "results.csv", [dict(seed=r["seed"], **r["history"][-1]) for r in runs])
 

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import (Timer, command, energy_estimate, energy_text, parser, plot_history, run_seeds, summarize,
+from common import (Timer, ValidationBest, command, energy_estimate, energy_text, parser, plot_history, run_seeds, summarize,
                     write_results)
 from jaxsnn import coding, data, losses, metrics, nn, train
 
@@ -54,7 +54,7 @@ def encode(images, window=0.1):
     return np.where(x > 0, window * (1.0 - x), np.inf).astype(np.float32)
 
 
-def make_task(cfg, n_classes, steps_per_epoch):
+def make_task(cfg, n_classes, steps_per_epoch, epochs=None):
     """The task; traced hyperparameters ``lr`` and ``tau`` (TTFS temperature)."""
     model = nn.LIFMLP(tuple(cfg["hidden"]) + (n_classes,), thresholds=tuple(cfg["thresholds"]),
                       max_spikes=tuple(cfg["max_spikes"]),
@@ -94,6 +94,8 @@ def make_task(cfg, n_classes, steps_per_epoch):
         return stats(t, hidden, y)
 
     def optimizer(hp):
+        if cfg.get("lr_schedule") == "cosine":
+            return optax.adam(optax.cosine_decay_schedule(hp["lr"], epochs * steps_per_epoch))
         if cfg["lr_halve_every"]:
             sched = lambda step: jnp.maximum(
                 hp["lr"] * 0.5 ** (step // (cfg["lr_halve_every"] * steps_per_epoch)), jnp.minimum(hp["lr"], 1e-4))
@@ -142,6 +144,10 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--tau", type=float, default=None, help="TTFS cross-entropy temperature (single-spike)")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="cosine: the learning rate decays to 0 over the run (replaces --lr-halve-every)")
+    p.add_argument("--val", type=int, default=0,
+                   help="hold out the last N training samples; report the epoch with the best validation accuracy")
     p.add_argument("--limit", type=int, default=None, help="use only this many training samples")
     p.add_argument("--test-limit", type=int, default=None, help="evaluate on only this many test samples")
     p.add_argument("--noise-samples", type=int, default=2000,
@@ -154,6 +160,7 @@ def main(argv=None):
         if v is not None:
             cfg[k] = tuple(v) if isinstance(v, list) else v
     args.epochs = cfg["epochs"]
+    cfg["lr_schedule"] = args.lr_schedule
     args.out = args.out or f"results/{args.dataset.replace('/', '_')}_lif_{args.model}"
     out = pathlib.Path(args.out)
     timer = Timer()
@@ -163,11 +170,20 @@ def main(argv=None):
     xtr, ytr, xte, yte = xtr[: args.limit], ytr[: args.limit], xte[: args.test_limit], yte[: args.test_limit]
     xtr, xte = encode(xtr), encode(xte)
     ytr, yte = np.asarray(ytr, np.int32), np.asarray(yte, np.int32)
+    if not 0 <= args.val < len(xtr):
+        raise ValueError(f"--val must be in [0, {len(xtr)}), got {args.val}")
+    if args.val:
+        xval, yval, xtr, ytr = xtr[-args.val:], ytr[-args.val:], xtr[:-args.val], ytr[:-args.val]
     n_classes = N_CLASSES[args.dataset]
-    task, model, decide = make_task(cfg, n_classes, len(xtr) // cfg["batch_size"])
+    task, model, decide = make_task(cfg, n_classes, len(xtr) // cfg["batch_size"], args.epochs)
     hparams = dict(lr=cfg["lr"], tau=cfg["tau"])
+    best = ValidationBest(task, (xval, yval), hparams, out, batch_size=min(1000, args.val)) if args.val else None
     runs = run_seeds(task, (xtr, ytr), (xte, yte), hparams, args, batch_size=cfg["batch_size"], out=out,
-                     eval_batch_size=min(1000, len(xte)))
+                     eval_batch_size=min(1000, len(xte)), callback=best)
+    selected = None
+    if best is not None:  # report the epoch chosen on the validation data (the full history stays)
+        selected = best.epoch
+        runs = [dict(r, params=best.params, history_all=r["history"], history=r["history"][:selected]) for r in runs]
 
     decoder = "first" if cfg["loss"] == "ttfs" else "count"
     params = runs[0]["params"]
@@ -186,16 +202,19 @@ def main(argv=None):
     layers = "-".join(map(str, sizes))
     name = f"LIF {layers} {args.model}-spike (max {'/'.join(map(str, cfg['max_spikes']))})"
     result = dict(dataset=args.dataset, model=name, config={k: v for k, v in cfg.items()}, epochs=args.epochs,
+                  n_val=args.val, selected_epoch=selected,
                   seeds=args.seeds, summary=summary, input_spikes=spikes_in, energy=energy, noise_robustness=noise, accuracy_over_time=curve,
                   n_train=len(xtr), n_test=len(xte), n_noise=len(xn), seconds=timer(), command=command("mnist_lif.py", argv))
     write_results(out, result, runs)
-    plot_history(runs, out / "accuracy.png", title=f"{args.dataset}, {name}")
+    plot_history([dict(r, history=r.get("history_all", r["history"])) for r in runs], out / "accuracy.png",
+                 title=f"{args.dataset}, {name}")
     plot_extras(out, name, noise, curve)
     acc = summary["test_acc"]
     print(f"{args.dataset}, {name}: test accuracy {100 * acc['mean']:.2f} %, "
           f"{summary['test_spikes_hidden']['mean']:.0f} hidden / {summary['test_spikes_out']['mean']:.1f} output "
           f"spikes per sample, latency {1e3 * summary['test_latency']['mean']:.1f} ms, {energy_text(energy)}, "
-          f"{timer():.0f} s")
+          f"{timer():.0f} s" + (f" (epoch {selected} of {args.epochs}, best on {args.val} validation samples)"
+                                if selected else ""))
     return result
 
 

@@ -33,7 +33,10 @@ neuron that crosses the threshold before the next event records a spike and rest
 ``u = 0`` at its spike time (an inner loop, so a neuron may fire several times between two
 events). After the last event each neuron runs on to ``t_max``. There is no time grid: spike
 times are exact up to floating point. Only the test for a crossing runs on every event; square
-roots and logarithms are evaluated when some neuron fires.
+roots and logarithms are evaluated when some neuron fires. With ``max_spikes = 1`` a neuron's
+first crossing ends its part, so that loop has no inner loop at all: each neuron's state is
+frozen at the event after which it crosses, and the crossings are solved once, after the loop.
+Sparse inputs are sorted by a partial sort on the largest number of spikes in the batch.
 
 Exact gradients (implicit function theorem). Spike ``m`` of a neuron satisfies
 :math:`F_m = u(t_m) - \theta = 0` with
@@ -227,31 +230,52 @@ def _sort_capped(t, finite, k_in, cap):
             jnp.pad(order, ((0, 0), (0, m - cap))))
 
 
+_TOPK_MAX = 4096  # up to this many slots, the sort of a sparse input is a partial sort (top_k)
+
+
+def _sort_topk(t, finite, k_in, cap):
+    """:func:`_sort_capped` by a partial sort: the ``cap`` earliest times with their slots
+    (``lax.top_k`` is stable: equal times keep the order of their slots)."""
+    B, m = t.shape
+    neg, order = jax.lax.top_k(-t, cap)
+    times = -neg
+    order = jnp.where(jnp.isfinite(times), order, 0).astype(jnp.int32)
+    return (jnp.pad(times, ((0, 0), (0, m - cap)), constant_values=jnp.inf), jnp.pad(order, ((0, 0), (0, m - cap))))
+
+
 def _events(t_flat, t_max, k_in):
     """Input spikes of each sample in time order: ``(time [B, E+1], input neuron [B, E+1],
     order [B, E])``, ``order`` being the flat input slot of each sorted event.
 
     Spikes after ``t_max`` are dropped (``inf``). One padding event (``inf``) is appended so
-    that every event has a successor. Wide inputs (e.g. a multi-spike hidden layer, ``n_in x
-    k_in`` slots, mostly empty) are compacted to the largest number of spikes in the batch,
-    rounded up to a power-of-two multiple of 1024, before sorting (``lax.switch`` over the
-    sizes; under ``vmap`` with a batched ``t_max`` every size is evaluated).
+    that every event has a successor. Sparse inputs (e.g. TTFS-coded images with silent pixels,
+    or a multi-spike hidden layer, ``n_in x k_in`` slots, mostly empty) are sorted on the
+    largest number of spikes in the batch, rounded up to the next size of a ladder: up to
+    :data:`_TOPK_MAX` slots a partial sort (``top_k``) at sizes 128, 192, 256, 384, ...; wider
+    inputs are compacted to a power-of-two multiple of 1024 first (``lax.switch`` over the sizes;
+    under ``vmap`` with a batched ``t_max`` every size is evaluated).
     """
     t = jnp.where(t_flat <= t_max, t_flat, jnp.inf)
     m = t.shape[1]
-    caps = []
-    c = _COMPACT_MIN
-    while c < m:
-        caps.append(c)
-        c *= 2
+    if m <= _TOPK_MAX:
+        ladder = [c for b in (128, 256, 512, 1024, 2048) for c in (b, b + b // 2)]
+        sorts = [functools.partial(_sort_topk, k_in=k_in, cap=c) for c in ladder if c < m]
+        caps = [c for c in ladder if c < m]
+    else:
+        caps, c = [], _COMPACT_MIN
+        while c < m:
+            caps.append(c)
+            c *= 2
+        sorts = [functools.partial(_sort_capped, k_in=k_in, cap=cp) for cp in caps]
     caps.append(m)
+    sorts.append(functools.partial(_sort_capped, k_in=k_in, cap=m))
     finite = jnp.isfinite(t)
     if len(caps) == 1:
-        times, order = _sort_capped(t, finite, k_in, m)
+        times, order = sorts[0](t, finite)
     else:
         n_fin = jnp.max(jnp.sum(finite, axis=1))
         branch = jnp.sum(jnp.asarray(caps[:-1]) < n_fin)
-        times, order = jax.lax.switch(branch, [functools.partial(_sort_capped, k_in=k_in, cap=cp) for cp in caps], t, finite)
+        times, order = jax.lax.switch(branch, sorts, t, finite)
     times = jnp.pad(times, ((0, 0), (0, 1)), constant_values=jnp.inf)
     src = jnp.pad(order // k_in, ((0, 0), (0, 1)))
     return times, src, order
@@ -345,6 +369,15 @@ def _detect(ratio, s: _State, theta, K):
     return (cross | (active & open_ & (s.u >= theta))) & ~s.blocked
 
 
+def _record(buf, count, mask, value):
+    """``buf[b, j, count[b, j]] = value[b, j]`` where ``mask`` (a scatter of one value per neuron
+    instead of a select over all ``K`` slots)."""
+    B, n, K = buf.shape
+    pos = jnp.arange(B * n, dtype=jnp.int32).reshape(B, n)
+    idx = jnp.where(mask, pos * K + count, B * n * K + pos)  # masked-off: distinct, out of bounds, dropped
+    return buf.reshape(-1).at[idx.reshape(-1)].set(value.reshape(-1), mode="drop", unique_indices=True).reshape(B, n, K)
+
+
 def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
     """Record every spike until no neuron crosses within its current interval.
 
@@ -360,11 +393,10 @@ def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
     def body(carry):
         s, cross = carry
         ds, c_at, slope, rest = _crossing_point(ratio, s.u, s.c, s.span, theta, tau_m)
-        slot = (jnp.arange(K) == s.count[..., None]) & cross[..., None]
         if dt is None:
             t_spike = s.anchor + ds
-            times = jnp.where(slot, t_spike[..., None], s.times)
-            slopes = jnp.where(slot, slope[..., None], s.slopes)
+            times = _record(s.times, s.count, cross, t_spike)
+            slopes = _record(s.slopes, s.count, cross, slope)
             s = _State(
                 u=jnp.where(cross, 0.0, s.u),
                 c=jnp.where(cross, c_at, s.c),
@@ -379,7 +411,6 @@ def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
         t_star = s.anchor + jnp.where(imm, 0.0, ds)
         t_q = bin_end(t_star, dt)
         ok = cross & (t_q <= s.end)
-        slot = slot & ok[..., None]
         # state at t_q (no reset yet), then the soft reset
         to_q = _span(ratio, t_q, s.anchor, tau_m)
         u_q, c_q = _advance(ratio, s.u, s.c, to_q)
@@ -390,10 +421,10 @@ def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
             anchor=jnp.where(ok, t_q, s.anchor),
             span=jnp.where(ok, rest, s.span),
             count=s.count + ok,
-            times=jnp.where(slot, t_q[..., None], s.times),
-            slopes=jnp.where(slot, slope[..., None], s.slopes),
-            star=jnp.where(slot, t_star[..., None], s.star),
-            imm=jnp.where(slot, imm[..., None], s.imm),
+            times=_record(s.times, s.count, ok, t_q),
+            slopes=_record(s.slopes, s.count, ok, slope),
+            star=_record(s.star, s.count, ok, t_star),
+            imm=_record(s.imm, s.count, ok, imm),
             end=s.end,
             blocked=s.blocked | (cross & ~ok),
         )
@@ -402,8 +433,69 @@ def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
     return jax.lax.while_loop(cond, body, (p, _detect(ratio, p, theta, K)))[0]
 
 
+def _forward_first(t_flat, w, prm: _Params, ratio, k_in):
+    """:func:`_forward` for ``max_spikes = 1`` in continuous time.
+
+    A neuron's first spike ends its part in the layer, so no inner loop is needed: the event loop
+    only advances the state, adds the event's weights and runs the (cheap) crossing test; the
+    state at the start of the interval where a neuron first crosses is recorded, and the crossing
+    points (square root and logarithm, or Lambert W) are solved once, after the loop.
+    """
+    B, n = t_flat.shape[0], w.shape[1]
+    times_e, src_e, order = _events(t_flat, prm.t_max, k_in)
+    E = times_e.shape[1] - 1
+    te, se = times_e, src_e
+    theta, tau_m = prm.theta, prm.tau_m
+    zeros = jnp.zeros((B, n), w.dtype)
+    empty = 1.0 if ratio == 2 else 0.0
+    t_max = prm.t_max
+
+    def interval(t_e, t_next):
+        """Span of the interval after an event: to the next event, or for the last one to t_max."""
+        end = jnp.minimum(t_next, t_max)
+        if ratio == 2:
+            return jnp.where(jnp.isfinite(end), jnp.exp(-(jnp.where(jnp.isfinite(end), end, t_e) - t_e) / tau_m), 0.0)
+        return jnp.where(jnp.isfinite(end), (jnp.where(jnp.isfinite(end), end, t_e) - t_e) / tau_m, jnp.inf)
+
+    def sub_step(j, carry):
+        # a neuron's (u, c) freeze at the event after which it first crosses (e_at >= 0 from
+        # then on): only the event index depends on the crossing test, so XLA does not copy the
+        # test into the fusion of every carried array
+        u, c, span, e_at = carry
+        t_e, t_next = te[:, j][:, None], te[:, j + 1][:, None]
+        here = jnp.isfinite(t_e)
+        u1, c1 = _advance(ratio, u, c, span)
+        c1 = c1 + tau_m * w[se[:, j]]
+        span1 = jnp.where(here, interval(t_e, t_next), empty)
+        live = here & (e_at < 0)
+        cross = _crossing(ratio, u1, c1, span1, theta, live)
+        return jnp.where(live, u1, u), jnp.where(live, c1, c), span1, jnp.where(cross, j, e_at)
+
+    def cond(carry):
+        e = carry[0]
+        return (e < E) & jnp.any(jnp.isfinite(te[:, e]))
+
+    def body(carry):
+        e, state = carry
+        return e + 1, sub_step(e, state)
+
+    init = (zeros, zeros, jnp.full((B, 1), empty, w.dtype), jnp.full((B, n), -1, jnp.int32))
+    _, (u_at, c_at, _, e_at) = jax.lax.while_loop(cond, body, (jnp.int32(0), init))
+    fired = e_at >= 0
+    e_at = jnp.maximum(e_at, 0)
+    anchor = jnp.take_along_axis(te, e_at, axis=1)
+    nxt = jnp.take_along_axis(te, e_at + 1, axis=1)
+    span = interval(anchor, nxt)
+    ds, _, slope, _ = _crossing_point(ratio, u_at, c_at, span, theta, tau_m)
+    times = jnp.where(fired, anchor + ds, jnp.inf)[..., None]
+    slopes = jnp.where(fired, slope, 0.0)[..., None]
+    return times, slopes, times_e, src_e, order, None, None
+
+
 def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
     """Spike times ``[B, n, K]``, slopes before each spike, and the sorted events."""
+    if K == 1 and prm.dt is None:
+        return _forward_first(t_flat, w, prm, ratio, k_in)
     B = t_flat.shape[0]
     n = w.shape[1]
     dtype = w.dtype
@@ -555,6 +647,43 @@ def _spike_adjoints_discrete(ratio, t_q, star, imm, slopes, g, prm: _Params, est
     return jnp.moveaxis(psi1, 0, -1), jnp.moveaxis(psi2, 0, -1), jnp.sum(tau_terms)
 
 
+def _event_grads_first(ratio, w, prm, times_e, src_e, t_out, nu):
+    """:func:`_event_grads` for one spike per neuron (suffix sums ``psi1 = nu``, ``psi2 = nu``
+    for ``r = 2`` and 0 for ``r = 1``): every event before a neuron's spike contributes, and
+    the loop body needs no inner loop."""
+    B, n, _ = t_out.shape
+    E = times_e.shape[1] - 1
+    tau_m = prm.tau_m
+    te, se = times_e, src_e
+    tk, q = t_out[..., 0], nu[..., 0]
+
+    def sub_step(j, dw, dt):
+        t_e, src = te[:, j][:, None], se[:, j]
+        live = (tk > t_e) & jnp.isfinite(tk)  # spikes at t_e were caused before the event
+        gap = jnp.where(live, tk - t_e, 0.0)
+        d = jnp.where(live, jnp.exp(-gap / tau_m), 0.0)
+        p_m = d * q
+        if ratio == 2:  # kappa(s) = tau_m (e^{-s/tau_m} - e^{-s/tau_s}), e^{-s/tau_s} = d^2
+            g_w, g_t = tau_m * (p_m - d * p_m), p_m - 2.0 * d * p_m
+        else:  # kappa(s) = s e^{-s/tau}
+            g_w, g_t = gap * p_m, gap * p_m / tau_m - p_m
+        dw = dw.at[src].add(g_w)
+        dt = dt.at[:, j].set(jnp.sum(w[src] * g_t, axis=1))
+        return dw, dt
+
+    def cond(carry):
+        e = carry[0]
+        return (e < E) & jnp.any(jnp.isfinite(te[:, e]))
+
+    def body(carry):
+        e, dw, dt = carry
+        return (e + 1,) + sub_step(e, dw, dt)
+
+    init = (jnp.int32(0), jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
+    _, dw, dt = jax.lax.while_loop(cond, body, init)
+    return dw, dt
+
+
 def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2):
     """Walk the events once; at each, the suffix sums over the spikes after it give
     ``dF/dw`` (summed into ``dw``) and ``dF/dt_in`` for that event.
@@ -637,7 +766,10 @@ def _spike_times_bwd(ratio, k_in, K, estimator, res, g):
     else:
         psi1, psi2, gt = _spike_adjoints_discrete(ratio, t_out, star, imm, slopes, g, prm, estimator)
         t_eval = star
-    dw, dt_sorted = _event_grads(ratio, w, prm, times_e, src_e, t_eval, psi1, psi2)
+    if K == 1 and estimator is None:
+        dw, dt_sorted = _event_grads_first(ratio, w, prm, times_e, src_e, t_eval, psi1)
+    else:
+        dw, dt_sorted = _event_grads(ratio, w, prm, times_e, src_e, t_eval, psi1, psi2)
     B = t_flat.shape[0]
     dt = jnp.zeros_like(t_flat).at[jnp.arange(B)[:, None], order].add(dt_sorted)  # padding adds 0
     dt = jnp.where(jnp.isfinite(t_flat) & (t_flat <= prm.t_max), dt, 0.0)

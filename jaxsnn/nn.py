@@ -268,7 +268,7 @@ class DLIFDense(nn.Module):
       surrogate: ``None``, a name or a callable (see :func:`jaxsnn.surrogate.resolve`).
       recurrent: add all-to-all recurrent weights ``[features, features]`` (init ``±1/sqrt(features)``).
       use_bias: a per-neuron bias current.
-      detach_reset, remat, chunk, unroll: passed to :func:`jaxsnn.dlif.simulate`.
+      detach_reset, remat, chunk, unroll, skip_silent_inputs: passed to :func:`jaxsnn.dlif.simulate`.
     """
 
     features: int
@@ -284,6 +284,7 @@ class DLIFDense(nn.Module):
     remat: bool = False
     chunk: Optional[int] = None
     unroll: Optional[int] = None
+    skip_silent_inputs: bool = False
 
     @nn.compact
     def __call__(self, inputs, *, return_membrane: bool = False):
@@ -306,7 +307,7 @@ class DLIFDense(nn.Module):
         spikes, membrane = dlif.simulate(inputs, w, beta=beta, threshold=threshold, bias=b, reset=self.reset,
                                          surrogate=self.surrogate, recurrent_weights=v,
                                          detach_reset=self.detach_reset, remat=self.remat, chunk=self.chunk,
-                                         unroll=self.unroll)
+                                         unroll=self.unroll, skip_silent_inputs=self.skip_silent_inputs)
         return (spikes, membrane) if return_membrane else spikes
 
 
@@ -316,10 +317,13 @@ class DLIFMLP(nn.Module):
     Attributes:
       features: neurons per layer, e.g. ``(1000, 10)``.
       layer_kwargs: given to every layer (``beta``, ``threshold``, ``reset``, ``surrogate``, ...).
+      skip_silent_inputs: for the first layer only (the encoded input, where whole columns are
+        often silent; see :func:`jaxsnn.dlif.simulate`).
     """
 
     features: Sequence[int]
     layer_kwargs: dict = None
+    skip_silent_inputs: bool = False
 
     @nn.compact
     def __call__(self, inputs, *, return_hidden: bool = False):
@@ -328,7 +332,8 @@ class DLIFMLP(nn.Module):
         kw = dict(self.layer_kwargs or {})
         x, hidden = inputs, []
         for i, f in enumerate(self.features):
-            x, membrane = DLIFDense(f, name=f"layer_{i}", **kw)(x, return_membrane=True)
+            skip = dict(skip_silent_inputs=True) if self.skip_silent_inputs and i == 0 else {}
+            x, membrane = DLIFDense(f, name=f"layer_{i}", **{**kw, **skip})(x, return_membrane=True)
             if i < len(self.features) - 1:
                 hidden.append(x)
         return ((x, membrane), hidden) if return_hidden else (x, membrane)

@@ -321,3 +321,41 @@ def test_unused_output_gets_a_symbolic_zero_and_the_same_gradient(reset):
         ref = numpy_bptt(x, w, beta, theta, bias, reset, ca, cc, deriv)
         for g, r in zip(grads, ref):
             np.testing.assert_allclose(np.asarray(g), r, rtol=1e-10, atol=1e-10, err_msg=which)
+
+
+def test_compact_sizes_ladder():
+    assert dlif.compact_sizes(784) == (208, 400, 448, 496, 544, 592, 688, 784)
+    assert dlif.compact_sizes(64) == (16, 32, 48, 64)
+    assert dlif.compact_sizes(5) == (5,)  # every rung rounds up to the whole layer
+
+
+@pytest.mark.parametrize("n_active", [0, 5, 16, 17, 40, 64])
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_skip_silent_inputs_matches_numpy_loop(n_active, chunk):
+    # the active-column projection against the plain loop (values and every gradient), with the
+    # active count below, on and above rungs of the ladder (16, 32, 48, 64), all silent, all active
+    rng = np.random.default_rng(100 + n_active)
+    T, B, n_in, n_out = 9, 3, 64, 5
+    cols = rng.choice(n_in, n_active, replace=False)
+    x = np.zeros((T, B, n_in))
+    x[:, :, cols] = (rng.random((T, B, n_active)) < 0.5)
+    x[0, 0, cols] = 1.0  # every chosen column spikes at least once
+    w = rng.normal(0.0, 0.5, (n_in, n_out))
+    beta, theta, bias = rng.uniform(0.5, 0.99, n_out), rng.uniform(0.5, 1.5, n_out), rng.normal(0.0, 0.1, n_out)
+    a, c = rng.normal(size=(2, T, B, n_out))
+    deriv = lambda z: 1.0 / (1.0 + 25.0 * np.abs(z)) ** 2  # noqa: E731 (fast sigmoid, slope 25)
+
+    def loss(w, beta, theta, bias, x):
+        s, v = dlif.simulate(x, w, beta=beta, threshold=theta, bias=bias, chunk=chunk, skip_silent_inputs=True)
+        return jnp.sum(a * s + c * v), (s, v)
+
+    grads, (s, v) = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3, 4), has_aux=True))(w, beta, theta, bias, x)
+    s_ref, v_ref = numpy_simulate(x, w, beta, theta, bias, "subtract")
+    np.testing.assert_array_equal(np.asarray(s), s_ref)
+    np.testing.assert_allclose(np.asarray(v), v_ref, rtol=1e-12, atol=1e-12)
+    ref = numpy_bptt(x, w, beta, theta, bias, "subtract", a, c, deriv)
+    for g, r, label in zip(grads, ref, ("weights", "beta", "threshold", "bias", "inputs")):
+        np.testing.assert_allclose(np.asarray(g), r, rtol=1e-10, atol=1e-10, err_msg=label)
+    if n_active < n_in:  # silent columns get exactly zero weight gradient
+        silent = np.setdiff1d(np.arange(n_in), cols)
+        assert np.all(np.asarray(grads[0])[silent] == 0.0)

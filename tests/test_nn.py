@@ -127,6 +127,21 @@ def test_dlif_mlp_stacks_layers():
         nn.DLIFDense(3).init(jax.random.key(0), x[0, 0])
 
 
+def test_dlif_mlp_skip_silent_inputs_changes_nothing_but_speed():
+    x = (jax.random.uniform(jax.random.key(4), (6, 3, 40)) < 0.3).astype(jnp.float64)
+    x = x.at[..., 10:30].set(0.0)  # silent columns
+    kw = dict(beta=0.8, threshold=0.5)
+    dense, skip = nn.DLIFMLP((9, 3), layer_kwargs=kw), nn.DLIFMLP((9, 3), layer_kwargs=kw, skip_silent_inputs=True)
+    params = dense.init(jax.random.key(5), x)
+    loss = lambda m: lambda q: jnp.sum(m.apply(q, x)[1] ** 2)  # noqa: E731
+    np.testing.assert_allclose(np.asarray(dense.apply(params, x)[1]), np.asarray(skip.apply(params, x)[1]),
+                               rtol=1e-13, atol=1e-13)
+    g_dense, g_skip = jax.grad(loss(dense))(params), jax.grad(loss(skip))(params)
+    for a, b in zip(jax.tree_util.tree_leaves(g_dense), jax.tree_util.tree_leaves(g_skip)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-11, atol=1e-13)
+    assert np.all(np.asarray(g_skip["params"]["layer_0"]["kernel"])[10:30] == 0.0)
+
+
 def test_clocked_modules_quantize_the_input_once_and_every_layer():
     from jaxsnn import discretize, lif
 

@@ -7,8 +7,10 @@ inputs = precomputed Bernoulli spikes ``[T, B, 784]`` (loaded from ``--inputs``)
 cross-entropy on the output spike counts, Adam with lr 5e-4. Every library is written the way its
 documentation writes it:
 
-* ``jaxsnn``: ``jaxsnn.nn.DLIFMLP`` (input projection one matmul per chunk of steps, hand-written BPTT),
-  ``losses.rate_cross_entropy``, one jitted step with donated buffers.
+* ``jaxsnn``: ``jaxsnn.nn.DLIFMLP(..., skip_silent_inputs=True)`` (input projection one matmul per
+  chunk of steps on the input columns that spike in the batch, hand-written BPTT),
+  ``losses.rate_cross_entropy``, one jitted step with donated buffers. ``jaxsnn_dense``: the same
+  with the dense projection (``skip_silent_inputs=False``).
 * ``snntorch``: ``nn.Linear`` + ``snn.Leaky(beta, spike_grad=surrogate.fast_sigmoid(25))`` per
   step in a Python loop (as in its tutorials), ``SF.ce_count_loss()``.
 * ``norse``: ``nn.Linear`` on the whole sequence + ``LIFBoxCell`` stepped in a loop
@@ -57,7 +59,7 @@ def run_steps(step, n_warmup, n_steps, sync):
 # ---------------------------------------------------------------------------------------------- jax
 
 
-def jaxsnn_step(x, y, layers):
+def jaxsnn_step(x, y, layers, skip_silent_inputs=True):
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
     import jax
     import optax
@@ -65,7 +67,7 @@ def jaxsnn_step(x, y, layers):
     from jaxsnn import losses, nn
 
     kw = dict(beta=0.95, threshold=1.0, reset="subtract", surrogate="fast_sigmoid")
-    model = nn.DLIFMLP(tuple(layers[1:]), layer_kwargs=kw)
+    model = nn.DLIFMLP(tuple(layers[1:]), layer_kwargs=kw, skip_silent_inputs=skip_silent_inputs)
     x, y = jax.device_put(x), jax.device_put(y)
     params = model.init(jax.random.key(0), x[:1, :1])
     opt = optax.adam(5e-4)
@@ -244,7 +246,7 @@ def gemm_rates(m, k, n, repeat=20):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--lib", choices=["jaxsnn", "snntorch", "norse", "spyx"])
+    p.add_argument("--lib", choices=["jaxsnn", "jaxsnn_dense", "snntorch", "norse", "spyx"])
     p.add_argument("--inputs", help=".npz with x [T, B, n_in] float32 and y [B] int32")
     p.add_argument("--layers", default="784,1000,10")
     p.add_argument("--warmup", type=int, default=3)
@@ -259,8 +261,8 @@ def main():
     d = np.load(args.inputs)
     x, y = d["x"].astype(np.float32), d["y"].astype(np.int32)
     base = rss_mb()
-    if args.lib == "jaxsnn":
-        step, sync = jaxsnn_step(x, y, layers)
+    if args.lib in ("jaxsnn", "jaxsnn_dense"):
+        step, sync = jaxsnn_step(x, y, layers, skip_silent_inputs=args.lib == "jaxsnn")
     elif args.lib == "spyx":
         step, sync = spyx_step(x, y, layers)
     else:
