@@ -25,12 +25,14 @@ def main(argv=None):
     p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=0, out=None, models=("both",),
                datasets=("mnist", "fashion_mnist", "emnist/balanced"))
     p.add_argument("--results", default="results", help="folder holding <dataset>_lif_<model>/result.json")
+    p.add_argument("--single", default=None, help="result folder of the single-spike run (default: <results>/<dataset>_lif_single)")
+    p.add_argument("--multi", default=None, help="result folder of the multi-spike run (default: <results>/<dataset>_lif_multi)")
     args = p.parse_args(argv)
     name = args.dataset.replace("/", "_")
     out = pathlib.Path(args.out or f"results/lif_comparison_{name}")
     runs = {}
     for model in ("single", "multi"):
-        f = pathlib.Path(args.results) / f"{name}_lif_{model}" / "result.json"
+        f = pathlib.Path(getattr(args, model) or pathlib.Path(args.results) / f"{name}_lif_{model}") / "result.json"
         if f.exists():
             runs[model] = json.loads(f.read_text())
     if not runs:
@@ -43,7 +45,8 @@ def main(argv=None):
 
     s = lambda r, k: r["summary"][k]["mean"]
     add("network", lambda r: r["model"])
-    add("epochs run", lambda r: str(r["epochs"]))
+    add("epochs run", lambda r: str(r["epochs"]) + (f" (reported: epoch {r['selected_epoch']}, best on "
+                                                     f"{r['n_val']} validation images)" if r.get("selected_epoch") else ""))
     add("test accuracy", lambda r: f"{100 * s(r, 'test_acc'):.2f} %")
     add("hidden spikes / sample", lambda r: f"{s(r, 'test_spikes_hidden'):.0f}")
     add("output spikes / sample", lambda r: f"{s(r, 'test_spikes_out'):.1f}")

@@ -71,21 +71,26 @@ def _write_idx(path, array):
         f.write(header + np.asarray(array, np.uint8).tobytes())
 
 
-@pytest.mark.parametrize("model", ["multi", "single"])
-def test_lif_script_runs_on_synthetic_emnist_balanced(tmp_path, model):
+def _synthetic_emnist(root, n_train=60, n_test=20):
     import numpy as np
 
-    import mnist_lif
     from jaxsnn import data
 
     rng = np.random.default_rng(0)
-    folder = tmp_path / "data" / "emnist"
+    folder = root / "data" / "emnist"
     folder.mkdir(parents=True)
-    for sp, n in (("train", 60), ("test", 20)):
+    for sp, n in (("train", n_train), ("test", n_test)):
         img_f, lab_f = data.DATASETS["emnist/balanced"][sp]
         img = rng.integers(0, 256, (n, 28, 28)) * (rng.random((n, 28, 28)) < 0.2)
         _write_idx(folder / img_f, img)
         _write_idx(folder / lab_f, rng.integers(0, 47, n))
+
+
+@pytest.mark.parametrize("model", ["multi", "single"])
+def test_lif_script_runs_on_synthetic_emnist_balanced(tmp_path, model):
+    import mnist_lif
+
+    _synthetic_emnist(tmp_path)
     out = tmp_path / "out"
     result = mnist_lif.main(["--dataset", "emnist/balanced", "--model", model, "--epochs", "1", "--hidden", "12",
                              "--max-spikes", "3", "3", "--batch-size", "20", "--no-verify", "--quiet",
@@ -96,6 +101,31 @@ def test_lif_script_runs_on_synthetic_emnist_balanced(tmp_path, model):
     assert saved["energy"]["snn_nj"] > 0 and saved["energy"]["ann_opt_nj"] > 0
     for f in ("accuracy.png", "latency_noise.png", "results.csv", "metrics.jsonl"):
         assert (out / f).exists(), f
+
+
+def test_lif_script_reports_the_epoch_chosen_on_validation_data(tmp_path):
+    import lif_compare
+    import mnist_lif
+
+    _synthetic_emnist(tmp_path, n_train=80)
+    out = tmp_path / "out"
+    args = ["--dataset", "emnist/balanced", "--model", "single", "--epochs", "3", "--hidden", "12",
+            "--batch-size", "20", "--val", "20", "--lr-schedule", "cosine", "--lr", "0.05", "--no-verify", "--quiet",
+            "--noise-samples", "10", "--data-dir", str(tmp_path / "data"), "--out", str(out)]
+    result = mnist_lif.main(args)
+    val = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
+    assert [v["epoch"] for v in val] == [1, 2, 3]
+    accs = [v["val_acc"] for v in val]
+    best = accs.index(max(accs)) + 1  # the first epoch with the best validation accuracy
+    assert result["selected_epoch"] == best and result["n_val"] == 20 and result["n_train"] == 60
+    saved = json.loads((out / "result.json").read_text())
+    history = saved["runs"][0]["history"]
+    assert len(history) == 3  # the whole run is recorded, the summary is the chosen epoch's
+    assert saved["summary"]["test_acc"]["mean"] == history[best - 1]["test_acc"]
+    table = lif_compare.main(["--dataset", "emnist/balanced", "--single", str(out), "--out", str(tmp_path / "cmp")])
+    assert f"reported: epoch {best}, best on 20 validation images" in table
+    with pytest.raises(ValueError, match="--val"):
+        mnist_lif.main(args[:-2] + ["--val", "80", "--out", str(tmp_path / "bad")])
 
 
 @pytest.mark.parametrize("loss", ["membrane", "count"])
