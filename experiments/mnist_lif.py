@@ -105,6 +105,22 @@ def make_task(cfg, n_classes, steps_per_epoch, epochs=None):
     return train.Task(init, loss, optimizer, evaluate), model, decide
 
 
+def _init_from(path, fresh_init):
+    """An ``init`` that returns the parameters saved in ``path`` (structure of a fresh init)."""
+    saved = train.restore_checkpoint(path)
+    if saved is None:
+        raise ValueError(f"--init-params: no file {path}")
+
+    def init(key, hp):
+        fresh = fresh_init(key, hp)
+        from flax import serialization
+
+        params = saved["params"] if "params" in saved else saved["state"]["params"]
+        return serialization.from_state_dict(fresh, params)
+
+    return init
+
+
 def robustness(model, decide, params, x, y, key, batch=1000):
     """Test accuracy under spike-time jitter (Gaussian, seconds) and random spike deletion."""
     fwd = jax.jit(lambda p, x: decide(model.apply(p, x)))
@@ -148,6 +164,9 @@ def main(argv=None):
                    help="cosine: the learning rate decays to 0 over the run (replaces --lr-halve-every)")
     p.add_argument("--val", type=int, default=0,
                    help="hold out the last N training samples; report the epoch with the best validation accuracy")
+    p.add_argument("--init-params", default=None,
+                   help="start from these parameters (a best_params.msgpack of --val, or a checkpoint.msgpack) "
+                        "instead of a fresh initialization: continued training")
     p.add_argument("--limit", type=int, default=None, help="use only this many training samples")
     p.add_argument("--test-limit", type=int, default=None, help="evaluate on only this many test samples")
     p.add_argument("--noise-samples", type=int, default=2000,
@@ -177,6 +196,8 @@ def main(argv=None):
     n_classes = N_CLASSES[args.dataset]
     task, model, decide = make_task(cfg, n_classes, len(xtr) // cfg["batch_size"], args.epochs)
     hparams = dict(lr=cfg["lr"], tau=cfg["tau"])
+    if args.init_params:
+        task = task._replace(init=_init_from(args.init_params, task.init))
     best = ValidationBest(task, (xval, yval), hparams, out, batch_size=min(1000, args.val)) if args.val else None
     runs = run_seeds(task, (xtr, ytr), (xte, yte), hparams, args, batch_size=cfg["batch_size"], out=out,
                      eval_batch_size=min(1000, len(xte)), callback=best)
@@ -202,7 +223,7 @@ def main(argv=None):
     layers = "-".join(map(str, sizes))
     name = f"LIF {layers} {args.model}-spike (max {'/'.join(map(str, cfg['max_spikes']))})"
     result = dict(dataset=args.dataset, model=name, config={k: v for k, v in cfg.items()}, epochs=args.epochs,
-                  n_val=args.val, selected_epoch=selected,
+                  n_val=args.val, selected_epoch=selected, init_params=args.init_params,
                   seeds=args.seeds, summary=summary, input_spikes=spikes_in, energy=energy, noise_robustness=noise, accuracy_over_time=curve,
                   n_train=len(xtr), n_test=len(xte), n_noise=len(xn), seconds=timer(), command=command("mnist_lif.py", argv))
     write_results(out, result, runs)

@@ -126,6 +126,15 @@ def test_lif_script_reports_the_epoch_chosen_on_validation_data(tmp_path):
     assert f"reported: epoch {best}, best on 20 validation images" in table
     with pytest.raises(ValueError, match="--val"):
         mnist_lif.main(args[:-2] + ["--val", "80", "--out", str(tmp_path / "bad")])
+    # continued training starts from the chosen epoch's parameters: with lr 0 nothing moves, so
+    # its first epoch scores the chosen epoch's validation accuracy again
+    again = args[:-2] + ["--epochs", "1", "--lr", "0", "--init-params", str(out / "best_params.msgpack"),
+                         "--out", str(tmp_path / "continued")]
+    cont = mnist_lif.main(again)
+    first = json.loads((tmp_path / "continued" / "validation.jsonl").read_text().splitlines()[0])
+    assert first["val_acc"] == max(accs) and cont["init_params"].endswith("best_params.msgpack")
+    with pytest.raises(ValueError, match="--init-params"):
+        mnist_lif.main(args[:-2] + ["--init-params", str(tmp_path / "missing.msgpack"), "--out", str(tmp_path / "x")])
 
 
 @pytest.mark.parametrize("loss", ["membrane", "count"])
