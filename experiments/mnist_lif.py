@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import serialization
 
 from common import (Timer, ValidationBest, command, energy_estimate, energy_text, parser, plot_history, run_seeds, summarize,
                     write_results)
@@ -113,8 +114,6 @@ def _init_from(path, fresh_init):
 
     def init(key, hp):
         fresh = fresh_init(key, hp)
-        from flax import serialization
-
         params = saved["params"] if "params" in saved else saved["state"]["params"]
         return serialization.from_state_dict(fresh, params)
 

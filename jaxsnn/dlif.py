@@ -264,16 +264,16 @@ def _project(x_k, weights, comp, sizes):
     return jax.lax.switch(comp.branch, branches, x_k)
 
 
-def _weight_grad(x_k, gv, comp, sizes):
-    """``sum_rows x_k^T gv`` ``[n_in, n]`` (in the permuted order, active rows only, with ``comp``)."""
+def _add_weight_grad(acc, x_k, gv, comp, sizes):
+    """``acc + sum_rows x_k^T gv`` ``[n_in, n]`` (with ``comp``: in the permuted order, only the
+    rows of the active columns are touched)."""
     x2, g2 = x_k.reshape(-1, x_k.shape[-1]), gv.reshape(-1, gv.shape[-1])
     dot = lambda a: jax.lax.dot_general(a, g2, (((0,), (0,)), ((), ())))  # noqa: E731
     if comp is None:
-        return dot(x2)
-    n_in = x2.shape[-1]
-    branches = [lambda x2, size=size: jnp.pad(dot(jnp.take(x2, comp.perm[:size], axis=-1)), ((0, n_in - size), (0, 0)))
+        return acc + dot(x2)
+    branches = [lambda acc, x2, size=size: acc.at[:size].add(dot(jnp.take(x2, comp.perm[:size], axis=-1)))
                 for size in sizes]
-    return jax.lax.switch(comp.branch, branches, x2)
+    return jax.lax.switch(comp.branch, branches, acc, x2)
 
 
 def _forward(fn, reset, chunk, unroll, sizes, x, weights, params, consts, comp=None):
@@ -371,7 +371,7 @@ def _core_bwd(fn, reset, detach_reset, chunk, unroll, sizes, res, cotangents):
         v_prev = jnp.concatenate([v0[None], v_k[:-1]])
         d = dict(acc)
         if weights is not None:
-            d["w"] = acc["w"] + _weight_grad(x_k, gv, comp, sizes)
+            d["w"] = _add_weight_grad(acc["w"], x_k, gv, comp, sizes)
         d["bias"] = acc["bias"] + _sum_to(gv, bias.shape)
         if reset == "subtract":
             d["beta"] = acc["beta"] + _sum_to(gv * v_prev, beta.shape)

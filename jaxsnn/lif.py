@@ -444,7 +444,7 @@ def _forward_first(t_flat, w, prm: _Params, ratio, k_in):
     B, n = t_flat.shape[0], w.shape[1]
     times_e, src_e, order = _events(t_flat, prm.t_max, k_in)
     E = times_e.shape[1] - 1
-    te, se = times_e, src_e
+    te, se = times_e, src_e  # short names for the loop
     theta, tau_m = prm.theta, prm.tau_m
     zeros = jnp.zeros((B, n), w.dtype)
     empty = 1.0 if ratio == 2 else 0.0
