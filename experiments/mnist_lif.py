@@ -5,7 +5,12 @@ Settings of the reference code (times in seconds): ``tau_syn = 0.13``, ``tau_mem
 pixels encoded in a 0.1 s window as ``t = 0.1 (1 - p/255)``, zero pixels send no spike, Adam.
 Presets (``--dataset``, ``--model``):
 
-* mnist/single: 784-800-10, thresholds 0.7/2.0, 1 spike, t_max 1.0, U(0, 1), TTFS CE tau 0.005, lr 0.002, batch 50, 30 epochs
+* mnist/single: 784-800-10, thresholds 0.7/2.0, 1 spike, t_max 1.0, U(0, 1), TTFS CE tau 0.005, lr 0.002, batch 50, 30 epochs;
+  plus, which the reference code lacks, ``losses.silent_label_drive`` (weight 100) and the
+  cross-entropy's ``drop_silent_label``: samples whose label neuron is silent push it to fire
+  instead of pushing the other classes later. Without that the output layer falls silent after
+  15-20 epochs (``results/mnist_lif_single/COLLAPSE.md``, ``experiments/lif_collapse.py``).
+  ``--silent-label-drive 0`` gives the reference loss.
 * mnist/multi (and emnist/balanced, 47 classes): 784-800-10, thresholds 0.2/1.3, 30/30 spikes, t_max 0.2,
   U(-1, 1), count loss 15/3, lr 0.003, batch 50, 100 epochs
 * fashion_mnist/multi: 784-400-400-10, thresholds 0.13/0.45/0.7, 5/5/20 spikes, t_max 0.2, U(-1, 1),
@@ -37,7 +42,8 @@ from jaxsnn import coding, data, losses, metrics, nn, train
 
 PRESETS = {
     "single": dict(hidden=(800,), thresholds=(0.7, 2.0), max_spikes=(1, 1), t_max=1.0, weight_range=(0.0, 1.0),
-                   loss="ttfs", tau=0.005, lr=0.002, batch_size=50, epochs=30, lr_halve_every=0),
+                   loss="ttfs", tau=0.005, lr=0.002, batch_size=50, epochs=30, lr_halve_every=0,
+                   silent_label_drive=100.0),
     "multi": dict(hidden=(800,), thresholds=(0.2, 1.3), max_spikes=(30, 30), t_max=0.2, weight_range=(-1.0, 1.0),
                   loss="count", tau=0.005, lr=0.003, batch_size=50, epochs=100, lr_halve_every=0),
     ("fashion_mnist", "multi"): dict(hidden=(400, 400), thresholds=(0.13, 0.45, 0.7), max_spikes=(5, 5, 20),
@@ -84,10 +90,17 @@ def make_task(cfg, n_classes, steps_per_epoch, epochs=None):
         x, y = batch
         t, hidden = model.apply(params, x, return_hidden=True)
         if cfg["loss"] == "ttfs":
-            value = losses.ttfs_cross_entropy(t[..., 0], y, tau=hp["tau"], t_silent=cfg["t_max"])
+            drive = cfg.get("silent_label_drive", 0.0)
+            value = losses.ttfs_cross_entropy(t[..., 0], y, tau=hp["tau"], t_silent=cfg["t_max"],
+                                              drop_silent_label=bool(drive))
+            if drive:  # a gradient for label neurons that stayed silent, instead of the cross-entropy's
+                w_out = params["params"][f"layer_{len(hidden)}"]["kernel"]
+                value = value + drive * losses.silent_label_drive(t[..., 0], y, hidden[-1], w_out)
         else:
             value = losses.spike_count_loss(t, y, target_true=15.0, target_false=3.0)
-        return value, dict(acc=jnp.mean(decide(t) == y))
+        label_fired = jnp.isfinite(jnp.take_along_axis(t[..., 0], y[:, None], axis=1)[:, 0])
+        return value, dict(acc=jnp.mean(decide(t) == y), out_spikes=metrics.spikes_per_sample(t),
+                           label_silent=1.0 - jnp.mean(label_fired))
 
     def evaluate(params, batch, hp):
         x, y = batch
@@ -159,6 +172,9 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--tau", type=float, default=None, help="TTFS cross-entropy temperature (single-spike)")
+    p.add_argument("--silent-label-drive", type=float, default=None,
+                   help="weight of losses.silent_label_drive added to the TTFS cross-entropy, which then drops the "
+                        "gradient of samples whose label neuron is silent (0: the reference loss)")
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                    help="cosine: the learning rate decays to 0 over the run (replaces --lr-halve-every)")
     p.add_argument("--val", type=int, default=0,
@@ -173,7 +189,7 @@ def main(argv=None):
     p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check of the dataset files")
     args = p.parse_args(argv)
     cfg = dict(PRESETS.get((args.dataset, args.model), PRESETS[args.model]))
-    for k in ("hidden", "thresholds", "max_spikes", "t_max", "lr", "batch_size", "tau", "epochs"):
+    for k in ("hidden", "thresholds", "max_spikes", "t_max", "lr", "batch_size", "tau", "epochs", "silent_label_drive"):
         v = getattr(args, k)
         if v is not None:
             cfg[k] = tuple(v) if isinstance(v, list) else v

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = [
-    "ttfs_cross_entropy", "finite_times", "soft_cap", "weight_sum_hinge",
+    "ttfs_cross_entropy", "finite_times", "soft_cap", "weight_sum_hinge", "silent_label_drive",
     "soft_spike_count", "spike_count_loss", "spike_count_cross_entropy",
     "rate_cross_entropy", "membrane_cross_entropy", "rate_mse", "rate_regularizer",
 ]
@@ -30,7 +30,8 @@ def finite_times(t, t_silent):
     return jnp.where(fired, jnp.where(fired, t, 0.0), t_silent)
 
 
-def ttfs_cross_entropy(t_out, labels, *, tau=1.0, t_silent=None, t_cap=None, cap="soft", alpha=0.0, tau_reg=None):
+def ttfs_cross_entropy(t_out, labels, *, tau=1.0, t_silent=None, t_cap=None, cap="soft", alpha=0.0, tau_reg=None,
+                       drop_silent_label=False):
     """Softmax cross-entropy on ``-t / tau`` with an optional early-label regularizer.
 
     Args:
@@ -45,6 +46,11 @@ def ttfs_cross_entropy(t_out, labels, *, tau=1.0, t_silent=None, t_cap=None, cap
       cap: ``"soft"`` (:func:`soft_cap`) or ``"hard"`` (``min(t, t_cap)``: no gradient past it).
       alpha: weight of the regularizer :math:`\\alpha(\\exp(t_y/\\tau_{reg}) - 1)`.
       tau_reg: time scale of the regularizer (default ``tau``).
+      drop_silent_label: samples whose label neuron is silent still count in the value but give
+        no gradient. Their full-strength push (``1/tau``) on every firing wrong neuron can
+        silence a whole output layer within tens of Adam steps; pair this with
+        :func:`silent_label_drive`, which gives those samples a gradient that makes the label
+        neuron fire.
     Returns:
       The mean loss over the leading axes (a scalar); finite even when neurons are silent.
     """
@@ -70,6 +76,9 @@ def ttfs_cross_entropy(t_out, labels, *, tau=1.0, t_silent=None, t_cap=None, cap
     if not (isinstance(alpha, (int, float)) and alpha == 0):  # alpha may be traced (sweeps)
         tau_reg = tau if tau_reg is None else tau_reg
         loss = loss + alpha * (jnp.exp(t_label / tau_reg) - 1.0)
+    if drop_silent_label:
+        label_fired = jnp.isfinite(jnp.take_along_axis(t_out, labels[..., None], axis=-1)[..., 0])
+        loss = jnp.where(label_fired, loss, jax.lax.stop_gradient(loss))
     return jnp.mean(loss)
 
 
@@ -92,6 +101,51 @@ def weight_sum_hinge(weights, margin=1.0):
     ``weights [n_in, n_out]`` above ``margin``.
     """
     return jnp.sum(jax.nn.relu(margin - jnp.sum(weights, axis=0)))
+
+
+def silent_label_drive(t_out, labels, t_in, weights):
+    r"""A gradient for label neurons that stayed silent: "weight bumping" written as a loss term.
+
+    A silent output neuron has no spike time, so a time-based loss such as
+    :func:`ttfs_cross_entropy` gives it no gradient. The cross-entropy keeps pushing the other
+    classes later (towards silence), and the label neurons can follow them into silence with no
+    way back. Göltz et al. 2021 (*Fast and energy-efficient neuromorphic deep learning with
+    first-spike times*) answer with "weight bumping": raise the input weights of a label neuron
+    that did not fire. This is that step as a loss term, so that it goes through the optimizer
+    with the rest of the gradient:
+
+    .. math::
+
+        L = -\frac{1}{B} \sum_b \mathbb{1}[t_{b, y_b} = \infty]\;
+            \frac{\sum_i n_{bi}\, w_{i y_b}}{\max(1, \sum_i n_{bi})},
+
+    where :math:`n_{bi}` is the number of spikes input ``i`` sent in sample ``b``. Its gradient
+    raises the weights from the inputs that did spike, in proportion to how often they spiked,
+    and only while the label neuron stays silent; it is zero once the neuron fires. The value
+    itself (the mean input weight of the silent label neurons, negated) carries no meaning
+    beyond its gradient. The silence mask and the counts carry no gradient.
+
+    Args:
+      t_out: first output spike times ``[B, n_out]`` (``inf`` = silent); for ``[B, n_out, K]``
+        spike trains pass ``t[..., 0]``.
+      labels: integer labels ``[B]``.
+      t_in: the spike times that feed the layer, ``[B, n_in]`` or ``[B, n_in, K]``.
+      weights: the layer's weights ``[n_in, n_out]``.
+    Returns:
+      A scalar.
+    """
+    t_out, t_in = jnp.asarray(t_out), jnp.asarray(t_in)
+    if t_in.ndim == t_out.ndim:
+        t_in = t_in[..., None]
+    if t_out.ndim != 2 or t_in.ndim != 3:
+        raise ValueError(f"t_out must be [B, n_out] and t_in [B, n_in] or [B, n_in, K]; got {t_out.shape}, {t_in.shape}")
+    if weights.shape != (t_in.shape[1], t_out.shape[1]):
+        raise ValueError(f"weights must be [n_in, n_out] = {(t_in.shape[1], t_out.shape[1])}, got {weights.shape}")
+    counts = jnp.sum(jnp.isfinite(t_in), axis=-1).astype(weights.dtype)  # [B, n_in]
+    silent = ~jnp.isfinite(jnp.take_along_axis(t_out, labels[:, None], axis=1)[:, 0])  # [B]
+    w_label = jnp.take(weights, labels, axis=1).T  # [B, n_in]
+    drive = jnp.sum(counts * w_label, axis=-1) / jnp.maximum(jnp.sum(counts, axis=-1), 1.0)
+    return -jnp.mean(jnp.where(silent, drive, 0.0))
 
 
 @jax.custom_jvp

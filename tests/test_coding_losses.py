@@ -71,3 +71,64 @@ def test_ttfs_cross_entropy_takes_traced_hyperparameters():
     for a in (0.0, 0.1):
         np.testing.assert_allclose(f(0.2, 8.0, a), losses.ttfs_cross_entropy(t, y, tau=0.2, t_cap=8.0, alpha=a),
                                    rtol=1e-12)
+
+
+def _silent_label_drive_by_loops(t_out, labels, t_in, w):
+    """Value and weight gradient of ``losses.silent_label_drive``, sample by sample."""
+    batch = len(labels)
+    value, grad = 0.0, np.zeros_like(w)
+    for b in range(batch):
+        if np.isfinite(t_out[b, labels[b]]):
+            continue
+        n = np.isfinite(t_in[b]).sum(axis=-1).astype(float)
+        total = max(1.0, n.sum())
+        value -= float(n @ w[:, labels[b]]) / total / batch
+        grad[:, labels[b]] -= n / total / batch
+    return value, grad
+
+
+def test_silent_label_drive_raises_the_weights_of_silent_label_neurons_only():
+    rng = np.random.default_rng(3)
+    batch, n_in, n_out, k = 6, 7, 4, 3
+    t_in = rng.uniform(0, 1, (batch, n_in, k))
+    t_in[rng.uniform(size=t_in.shape) < 0.5] = np.inf
+    t_in[2] = np.inf  # a sample with no input spikes at all
+    t_out = rng.uniform(0, 1, (batch, n_out))
+    labels = np.array([0, 1, 2, 3, 1, 0])
+    for b in (0, 2, 3, 4):
+        t_out[b, labels[b]] = np.inf
+    t_out[1, 3] = np.inf  # silent, but not the label neuron: no term
+    w = rng.normal(size=(n_in, n_out))
+    value, grad = jax.value_and_grad(losses.silent_label_drive, argnums=3)(
+        jnp.asarray(t_out), jnp.asarray(labels), jnp.asarray(t_in), jnp.asarray(w))
+    want_value, want_grad = _silent_label_drive_by_loops(t_out, labels, t_in, w)
+    np.testing.assert_allclose(value, want_value, rtol=1e-5)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-7)
+    assert np.all(grad <= 0) and np.any(grad < 0)  # descent raises weights
+    # the term vanishes once every label neuron fires
+    fired = np.where(np.isinf(t_out), 0.5, t_out)
+    assert losses.silent_label_drive(fired, labels, t_in, w) == 0
+    # [B, n_in] inputs are one spike per slot
+    v1 = losses.silent_label_drive(t_out, labels, t_in[..., 0], w)
+    np.testing.assert_allclose(v1, _silent_label_drive_by_loops(t_out, labels, t_in[..., :1], w)[0], rtol=1e-5)
+
+
+def test_silent_label_drive_rejects_mismatched_shapes():
+    t_out, labels, t_in = jnp.zeros((2, 3)), jnp.zeros(2, int), jnp.zeros((2, 5, 1))
+    with pytest.raises(ValueError, match="weights"):
+        losses.silent_label_drive(t_out, labels, t_in, jnp.zeros((4, 3)))
+    with pytest.raises(ValueError, match="t_out"):
+        losses.silent_label_drive(t_out[0], labels, t_in, jnp.zeros((5, 3)))
+
+
+def test_ttfs_cross_entropy_can_drop_the_gradient_of_samples_with_a_silent_label():
+    t = jnp.array([[0.2, 0.1, 0.3], [jnp.inf, 0.1, 0.2], [0.1, jnp.inf, 0.4]])
+    y = jnp.array([0, 0, 1])  # the label neuron is silent in samples 1 and 2
+    kw = dict(tau=0.1, t_silent=1.0)
+    full = losses.ttfs_cross_entropy(t, y, **kw)
+    dropped = losses.ttfs_cross_entropy(t, y, drop_silent_label=True, **kw)
+    assert dropped == full  # the value is unchanged
+    g_full = jax.grad(lambda t: losses.ttfs_cross_entropy(t, y, **kw))(t)
+    g_drop = jax.grad(lambda t: losses.ttfs_cross_entropy(t, y, drop_silent_label=True, **kw))(t)
+    np.testing.assert_array_equal(g_drop[0], g_full[0])  # a firing label: the same gradient
+    assert np.all(g_drop[1:] == 0) and np.any(g_full[1:] != 0)

@@ -137,6 +137,36 @@ def test_lif_script_reports_the_epoch_chosen_on_validation_data(tmp_path):
         mnist_lif.main(args[:-2] + ["--init-params", str(tmp_path / "missing.msgpack"), "--out", str(tmp_path / "x")])
 
 
+def test_collapse_diagnosis_replays_the_same_steps_with_and_without_the_drive(tmp_path, shared_data):
+    import lif_collapse
+    import mnist_lif
+
+    common = ["--hidden", "12", "--limit", "100", "--quiet", "--data-dir", str(shared_data)]
+    mnist_lif.main(["--model", "single", "--epochs", "1", "--batch-size", "50", "--test-limit", "50",
+                    "--noise-samples", "10", "--out", str(tmp_path / "net")] + common)
+    out = tmp_path / "collapse"
+    result = lif_collapse.main(["--init-params", str(tmp_path / "net" / "checkpoint.msgpack"), "--epochs", "2",
+                                "--silent-label-drive", "0", "50", "--window", "2", "--val", "0",
+                                "--out", str(out)] + common)
+    runs = {g: [json.loads(line) for line in (out / f"steps_drive{g}.jsonl").read_text().splitlines()]
+            for g in ("0", "50")}
+    assert [len(r) for r in runs.values()] == [4, 4] and result["n_train"] == 100
+    # same parameters, same first batch: the first forward pass is the same; the drive only adds
+    # a gradient where label neurons were silent
+    first = [r[0] for r in runs.values()]
+    assert first[0]["out_spikes"] == first[1]["out_spikes"] and first[0]["label_silent"] == first[1]["label_silent"]
+    assert (first[0]["grad_norm"] == pytest.approx(first[1]["grad_norm"])) == (first[0]["label_silent"] == 0)
+    assert set(result["runs"]) == {"0", "50"} and result["runs"]["0"]["steps"] == 4
+    assert (out / "collapse.png").exists()
+    # finished weights are read back, not rerun: a new weight joins the same comparison
+    (out / "steps_drive50.jsonl").write_text("\n".join(json.dumps(dict(r, loss=-1.0)) for r in runs["50"]) + "\n")
+    again = lif_collapse.main(["--init-params", str(tmp_path / "net" / "checkpoint.msgpack"), "--epochs", "2",
+                               "--silent-label-drive", "0", "50", "--window", "2", "--val", "0",
+                               "--out", str(out)] + common)
+    assert again["runs"] == result["runs"]
+    assert all(json.loads(line)["loss"] == -1.0 for line in (out / "steps_drive50.jsonl").read_text().splitlines())
+
+
 @pytest.mark.parametrize("loss", ["membrane", "count"])
 def test_dlif_script_runs_and_counts_spikes(tmp_path, shared_data, loss):
     import numpy as np
