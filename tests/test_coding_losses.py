@@ -105,6 +105,13 @@ def test_silent_label_drive_raises_the_weights_of_silent_label_neurons_only():
     np.testing.assert_allclose(value, want_value, rtol=1e-5)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-7)
     assert np.all(grad <= 0) and np.any(grad < 0)  # descent raises weights
+    # central finite difference on a weight of a silent label neuron's column
+    f = lambda w_: float(losses.silent_label_drive(t_out, labels, t_in, jnp.asarray(w_)))  # noqa: E731
+    i, j, eps = int(np.argmin(want_grad[:, 0])), 0, 1e-2
+    wp, wm = w.copy(), w.copy()
+    wp[i, j] += eps
+    wm[i, j] -= eps
+    np.testing.assert_allclose((f(wp) - f(wm)) / (2 * eps), want_grad[i, j], rtol=1e-3)
     # the term vanishes once every label neuron fires
     fired = np.where(np.isinf(t_out), 0.5, t_out)
     assert losses.silent_label_drive(fired, labels, t_in, w) == 0
