@@ -12,7 +12,7 @@ step of the 784-800-10 LIF network against the same-topology ReLU MLP, in one ru
 
 * Peer: the 784-350-10 single-spike training step (every one of the 784 inputs spikes once,
   uniform in the 0.1 s window; thresholds 0.7/2.0, t_max 1.0, TTFS cross-entropy, Adam) in
-  samples per second at batch 1 and 128, against PyPI ``jaxsnn`` 0.3.0's analytical TTFS LIF
+  samples per second at batch 1, 128 and 512, against PyPI ``jaxsnn`` 0.3.0's analytical TTFS LIF
   network of the same topology, run in the same invocation from its own environment
   (``--peer-python``, see ``benchmarks/peer/README.md``; never a dependency of this project).
 
@@ -141,7 +141,7 @@ def main(argv=None):
     peer_loss = lambda p, x, y: losses.ttfs_cross_entropy(peer_model.apply(p, x)[..., 0], y, tau=0.005, t_silent=1.0)
     opt_p, step_p = train_step(peer_loss)
     ours = {}
-    for b in (1, 128):
+    for b in (1, 128, 512):
         xb = jax.random.uniform(jax.random.fold_in(key, b), (b, 784), minval=0.0, maxval=0.1)
         yb_ = jax.random.randint(jax.random.fold_in(key, 1000 + b), (b,), 0, 10)
         params = peer_model.init(key, xb)

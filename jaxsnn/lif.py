@@ -36,6 +36,8 @@ times are exact up to floating point. Only the test for a crossing runs on every
 roots and logarithms are evaluated when some neuron fires. With ``max_spikes = 1`` a neuron's
 first crossing ends its part, so that loop has no inner loop at all: each neuron's state is
 frozen at the event after which it crosses, and the crossings are solved once, after the loop.
+That loop also stops as soon as every neuron of every sample has fired (the later events cannot
+change a first spike), and its backward walk stops at the last spike of each sample.
 Sparse inputs are sorted by a partial sort on the largest number of spikes in the batch.
 
 Exact gradients (implicit function theorem). Spike ``m`` of a neuron satisfies
@@ -472,8 +474,11 @@ def _forward_first(t_flat, w, prm: _Params, ratio, k_in):
         return jnp.where(live, u1, u), jnp.where(live, c1, c), span1, jnp.where(cross, j, e_at)
 
     def cond(carry):
-        e = carry[0]
-        return (e < E) & jnp.any(jnp.isfinite(te[:, e]))
+        # stop at the end of the events, or as soon as every neuron of every sample that still
+        # has events has fired: later events cannot change a first spike
+        e, (_, _, _, e_at) = carry
+        waiting = jnp.any(e_at < 0, axis=1)
+        return (e < E) & jnp.any(jnp.isfinite(te[:, e]) & waiting)
 
     def body(carry):
         e, state = carry
@@ -671,9 +676,13 @@ def _event_grads_first(ratio, w, prm, times_e, src_e, t_out, nu):
         dt = dt.at[:, j].set(jnp.sum(w[src] * g_t, axis=1))
         return dw, dt
 
+    # an event at or after a sample's last spike contributes nothing: stop when no sample has
+    # an event before its last spike (inputs are sorted, so the rest of the events are later)
+    last = jnp.max(jnp.where(jnp.isfinite(tk), tk, -jnp.inf), axis=1)
+
     def cond(carry):
         e = carry[0]
-        return (e < E) & jnp.any(jnp.isfinite(te[:, e]))
+        return (e < E) & jnp.any(te[:, e] < last)
 
     def body(carry):
         e, dw, dt = carry

@@ -340,6 +340,43 @@ def test_first_spike_path_matches_the_general_event_loop(ratio, t_max):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-9, atol=1e-11, err_msg=name)
 
 
+@pytest.mark.parametrize("ratio", [2, 1])
+def test_first_spike_loops_stop_once_every_neuron_has_fired(ratio):
+    # with one spike per neuron the forward loop stops when every neuron of every sample with
+    # events left has fired, and the backward loop when no sample has an event before its last
+    # spike. Sample 0: every neuron fires within its first events, most events come later.
+    # Sample 1: one neuron stays silent, so its events run to the end. Checked against the ODE
+    # and against the general multi-spike loop (no early stop), times and gradients.
+    rng = np.random.default_rng(7 + ratio)
+    n_in, n = 40, 5
+    t_in = np.stack([np.r_[rng.uniform(0.0, 0.02, 4), rng.uniform(0.5, 1.0, n_in - 4)],
+                     np.r_[np.full(4, np.inf), rng.uniform(0.0, 1.0, n_in - 4)]])[..., None]
+    w = rng.normal(1.5, 0.5, (n_in, n))
+    w[:4] = 3.0  # the four early inputs make every neuron fire before the late ones
+    w[4:, 4] = 0.0  # neuron 4 listens to the early inputs only: silent in sample 1
+    theta = 0.2
+    kw = dict(tau_syn=0.1, threshold=theta, tau_ratio=ratio, t_max=1.5)
+    a = rng.normal(size=(2, n))
+
+    def loss(K):
+        def f(t_in, w):
+            t = lif.spike_times(t_in, w, max_spikes=K, **kw)[..., 0]
+            return jnp.sum(jnp.where(jnp.isfinite(t), a * t, 0.0)), t
+        return jax.jit(jax.grad(f, argnums=(0, 1), has_aux=True))
+
+    g1, t1 = loss(1)(t_in, w)
+    t1 = np.asarray(t1)
+    assert np.all(np.isfinite(t1[0])) and np.max(t1[0]) < 0.5  # sample 0: all fired early
+    assert np.isfinite(t1[1, :4]).all() and not np.isfinite(t1[1, 4])  # sample 1: one silent
+    assert_matches_ode(lif.spike_times(t_in, w, max_spikes=1, **kw), t_in, w, tau_syn=0.1, ratio=ratio,
+                       theta=theta, max_spikes=1, t_max=1.5)
+    g2, t2 = loss(2)(t_in, w)
+    np.testing.assert_allclose(t1, np.asarray(t2), rtol=1e-12)
+    for x, y, name in zip(g1, g2, ("t_in", "weights")):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-9, atol=1e-12, err_msg=name)
+    assert np.all(np.asarray(g1[0])[0, 4:] == 0)  # inputs after every spike of sample 0
+
+
 @pytest.mark.parametrize("n_spikes", [5, 150, 300, 700])
 def test_event_sort_ladder_equals_the_full_stable_sort(n_spikes):
     # the partial sort (top_k) of sparse inputs orders the events as the full stable argsort,
