@@ -88,6 +88,8 @@ def make_task(cfg, n_classes, steps_per_epoch, epochs=None):
 
     def loss(params, batch, key, hp):
         x, y = batch
+        if cfg.get("input_jitter", 0.0) or cfg.get("input_drop", 0.0):  # augmentation of the training inputs
+            x = coding.perturb_spike_times(key, x, jitter=cfg.get("input_jitter", 0.0), drop=cfg.get("input_drop", 0.0))
         t, hidden = model.apply(params, x, return_hidden=True)
         if cfg["loss"] == "ttfs":
             drive = cfg.get("silent_label_drive", 0.0)
@@ -175,6 +177,10 @@ def main(argv=None):
     p.add_argument("--silent-label-drive", type=float, default=None,
                    help="weight of losses.silent_label_drive added to the TTFS cross-entropy, which then drops the "
                         "gradient of samples whose label neuron is silent (0: the reference loss)")
+    p.add_argument("--input-jitter", type=float, default=None,
+                   help="training augmentation: Gaussian jitter of the input spike times (s); default 0")
+    p.add_argument("--input-drop", type=float, default=None,
+                   help="training augmentation: probability of deleting each input spike; default 0")
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                    help="cosine: the learning rate decays to 0 over the run (replaces --lr-halve-every)")
     p.add_argument("--val", type=int, default=0,
@@ -189,7 +195,8 @@ def main(argv=None):
     p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check of the dataset files")
     args = p.parse_args(argv)
     cfg = dict(PRESETS.get((args.dataset, args.model), PRESETS[args.model]))
-    for k in ("hidden", "thresholds", "max_spikes", "t_max", "lr", "batch_size", "tau", "epochs", "silent_label_drive"):
+    for k in ("hidden", "thresholds", "max_spikes", "t_max", "lr", "batch_size", "tau", "epochs", "silent_label_drive",
+              "input_jitter", "input_drop"):
         v = getattr(args, k)
         if v is not None:
             cfg[k] = tuple(v) if isinstance(v, list) else v

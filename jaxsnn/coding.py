@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = [
-    "ttfs_encode", "ttfs_decode", "first_spike_class", "spike_counts", "count_class",
+    "ttfs_encode", "ttfs_decode", "perturb_spike_times", "first_spike_class", "spike_counts", "count_class",
     "bernoulli_encode", "poisson_encode", "constant_current", "rate_counts", "firing_rate", "rate_class",
 ]
 
@@ -50,6 +50,36 @@ def ttfs_decode(t, *, t_min=0.0, t_max=1.0):
     """Inverse of :func:`ttfs_encode`: a time in ``[t_min, t_max]`` back to a value; ``inf`` -> 0."""
     x = 1.0 - (t - t_min) / (t_max - t_min)
     return jnp.where(jnp.isfinite(t), jnp.clip(x, 0.0, 1.0), 0.0)
+
+
+def perturb_spike_times(key, t, *, jitter=0.0, drop=0.0, t_min=0.0):
+    r"""Spike times with Gaussian jitter and random deletions (noise tests, data augmentation).
+
+    Each spike moves to :math:`\max(t + \sigma\,\xi,\ t_{\min})`, :math:`\xi \sim N(0, 1)`, and is
+    deleted (``inf``) with probability ``drop``, independently. Missing spikes (``inf``) stay
+    missing. ``jitter = drop = 0`` returns ``t`` unchanged. The derivative with respect to ``t`` is 1
+    for a kept, unclipped spike and 0 otherwise; ``jitter`` and ``drop`` may be traced (swept).
+
+    Args:
+      key: PRNG key.
+      t: spike times ``[...]`` (``inf`` = no spike).
+      jitter: standard deviation :math:`\sigma` of the time shift (same unit as ``t``), ``>= 0``.
+      drop: probability of deleting each spike, in ``[0, 1]``.
+      t_min: earliest allowed time (spikes are clipped to it).
+    Returns:
+      Perturbed spike times, the shape and dtype of ``t``.
+    Raises:
+      ValueError: a concrete ``jitter < 0`` or ``drop`` outside ``[0, 1]``.
+    """
+    t = jnp.asarray(t)
+    if not isinstance(jitter, jax.core.Tracer) and jnp.ndim(jitter) == 0 and float(jitter) < 0:
+        raise ValueError(f"jitter: expected >= 0, got {jitter}")
+    if not isinstance(drop, jax.core.Tracer) and jnp.ndim(drop) == 0 and not 0.0 <= float(drop) <= 1.0:
+        raise ValueError(f"drop: expected a probability in [0, 1], got {drop}")
+    k_jit, k_drop = jax.random.split(key)
+    moved = jnp.maximum(t + jitter * jax.random.normal(k_jit, t.shape, t.dtype), t_min)
+    kept = jax.random.uniform(k_drop, t.shape) >= drop
+    return jnp.where(jnp.isfinite(t) & kept, moved, jnp.inf).astype(t.dtype)
 
 
 def first_spike_class(t):

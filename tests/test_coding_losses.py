@@ -139,3 +139,43 @@ def test_ttfs_cross_entropy_can_drop_the_gradient_of_samples_with_a_silent_label
     g_drop = jax.grad(lambda t: losses.ttfs_cross_entropy(t, y, drop_silent_label=True, **kw))(t)
     np.testing.assert_array_equal(g_drop[0], g_full[0])  # a firing label: the same gradient
     assert np.all(g_drop[1:] == 0) and np.any(g_full[1:] != 0)
+
+
+def test_perturb_spike_times_identity_missing_spikes_and_clipping():
+    key = jax.random.PRNGKey(3)
+    t = jnp.asarray([[0.0, 0.01, jnp.inf, 0.05], [jnp.inf, 0.2, 0.3, 0.001]])
+    np.testing.assert_array_equal(coding.perturb_spike_times(key, t), t)
+    out = coding.perturb_spike_times(key, t, jitter=0.05, drop=0.3, t_min=0.0)
+    assert out.shape == t.shape and out.dtype == t.dtype
+    assert np.all(~np.isfinite(np.asarray(out))[~np.isfinite(np.asarray(t))])  # missing stay missing
+    assert np.all(np.asarray(out)[np.isfinite(np.asarray(out))] >= 0.0)
+    everything = coding.perturb_spike_times(key, t, drop=1.0)
+    assert not np.any(np.isfinite(np.asarray(everything)))
+    g = jax.grad(lambda t: jnp.sum(jnp.where(jnp.isfinite(t2 := coding.perturb_spike_times(key, t, jitter=1e-3)),
+                                             t2, 0.0)))(jnp.asarray([0.5, 0.6]))
+    np.testing.assert_array_equal(g, [1.0, 1.0])
+
+
+def test_perturb_spike_times_statistics():
+    # deletion is Bernoulli(drop) per spike; the shift of spikes far from t_min is N(0, jitter^2)
+    n, p, s = 200_000, 0.3, 0.01
+    t = jnp.full((n,), 1.0)
+    out = np.asarray(coding.perturb_spike_times(jax.random.PRNGKey(0), t, jitter=s, drop=p))
+    kept = np.isfinite(out)
+    assert abs((1 - kept.mean()) - p) < 4 * np.sqrt(p * (1 - p) / n)
+    shift = out[kept] - 1.0
+    m = kept.sum()
+    assert abs(shift.mean()) < 4 * s / np.sqrt(m)
+    assert abs(shift.std() / s - 1.0) < 4 / np.sqrt(2 * m)
+
+
+def test_perturb_spike_times_traced_levels_and_bad_levels():
+    t = jnp.linspace(0.0, 0.1, 50)
+    f = jax.jit(jax.vmap(lambda j: coding.perturb_spike_times(jax.random.PRNGKey(1), t, jitter=j)))
+    out = np.asarray(f(jnp.asarray([0.0, 0.01])))
+    np.testing.assert_array_equal(out[0], np.asarray(t))
+    assert np.any(out[1] != np.asarray(t))
+    with pytest.raises(ValueError, match="jitter"):
+        coding.perturb_spike_times(jax.random.PRNGKey(0), t, jitter=-1.0)
+    with pytest.raises(ValueError, match="drop"):
+        coding.perturb_spike_times(jax.random.PRNGKey(0), t, drop=1.5)
