@@ -57,7 +57,9 @@ def run(args, gamma, xtr, ytr, out):
         records = [json.loads(line) for line in path.read_text().splitlines()]
         if len(records) == steps:
             return records
-    cfg = dict(mnist_lif.PRESETS["single"], lr_schedule="constant", silent_label_drive=gamma)
+    # clean inputs, as in the recorded runs (the preset's input augmentation would need a key per step)
+    cfg = dict(mnist_lif.PRESETS["single"], lr_schedule="constant", silent_label_drive=gamma,
+               input_jitter=0.0, input_drop=0.0)
     if args.hidden:
         cfg["hidden"] = tuple(args.hidden)
     task, model, _ = mnist_lif.make_task(cfg, 10, len(xtr) // cfg["batch_size"], args.epochs)
