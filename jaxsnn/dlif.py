@@ -249,7 +249,9 @@ class _Compact(NamedTuple):
 def _compact(x, sizes):
     if sizes is None:
         return None
-    active = jnp.any(x != 0, axis=tuple(range(x.ndim - 1)))
+    # one fused float reduction (a boolean any() here lowered to a compare into a mask buffer and a
+    # reduce-window: 7 ms of a 90 ms step); NaN counts as active
+    active = ~(jnp.max(jnp.abs(x), axis=tuple(range(x.ndim - 1))) <= 0)
     perm = jnp.argsort(~active, stable=True).astype(jnp.int32)
     branch = jnp.sum(jnp.asarray(sizes[:-1]) < jnp.sum(active, dtype=jnp.int32), dtype=jnp.int32)
     return _Compact(perm, branch)
