@@ -17,6 +17,10 @@ and the input gradients of every layer but the first) divided by this machine's 
 rate, measured at the first layer's shape ``[T B, 784] @ [784, 1000]`` with jax and torch (the faster
 counts). Everything else a step does (the time loop, the surrogate, Adam) is overhead on top of it.
 
+Memory: with ``--malloc keep`` (the default) every process runs with the glibc settings of
+:data:`KEEP_FREED_MEMORY`, so that no library pays for page faults on freed-and-reallocated
+temporaries; jaxsnn also runs without them. ``--malloc default`` leaves the environment alone.
+
     python benchmarks/bench_dlif.py --data-dir ../shared/data \\
         --peer-python /work/venv-dlif-peers/bin/python --out results/bench_dlif.json
 """
@@ -68,8 +72,16 @@ def make_inputs(path, T, data_dir):
     return source, float(x.mean())
 
 
-def worker(python, *args):
-    r = subprocess.run([python, str(WORKER), *args], capture_output=True, text=True)
+KEEP_FREED_MEMORY = dict(MALLOC_MMAP_THRESHOLD_="1073741824", MALLOC_TRIM_THRESHOLD_="4294967296",
+                         MALLOC_TOP_PAD_="536870912")
+"""glibc ``malloc`` settings that keep freed memory in the process instead of returning it to the
+OS: without them every step's large temporaries (tens of MB) come back as fresh pages, and each
+page is faulted in again when first written (on this machine 15-20 ms of a 90 ms jaxsnn step)."""
+
+
+def worker(python, *args, env=None):
+    r = subprocess.run([python, str(WORKER), *args], capture_output=True, text=True,
+                       env=None if env is None else {**os.environ, **env})
     if r.returncode != 0:
         return dict(error=r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -82,6 +94,9 @@ def main(argv=None):
     p.add_argument("--workloads", type=int, nargs="+", default=[0, 1], help="indices into WORKLOADS")
     p.add_argument("--rounds", type=int, default=3,
                    help="rounds over the libraries, alternating (each lib's best round counts: the machine is noisy)")
+    p.add_argument("--malloc", choices=("default", "keep"), default="keep",
+                   help="keep: every process (all libraries, the GEMM rate too) runs with KEEP_FREED_MEMORY; "
+                        "jaxsnn then also runs once per round without it, as 'jaxsnn (default malloc)'")
     p.add_argument("--out", default="results/bench_dlif.json")
     args = p.parse_args(argv)
     results = []
@@ -91,21 +106,26 @@ def main(argv=None):
             path = os.path.join(tmp, f"inputs_T{T}.npz")
             source, density = make_inputs(path, T, args.data_dir)
             shape = f"{T * BATCH},784,{layers[1]}"
-            gemm = worker(sys.executable, "--gemm", shape)["gflops"]
+            env = KEEP_FREED_MEMORY if args.malloc == "keep" else None
+            gemm = worker(sys.executable, "--gemm", shape, env=env)["gflops"]
             if args.peer_python:
-                gemm.update({f"peer_{k}": v for k, v in worker(args.peer_python, "--gemm", shape)["gflops"].items()})
+                gemm.update({f"peer_{k}": v for k, v in
+                             worker(args.peer_python, "--gemm", shape, env=env)["gflops"].items()})
             rate = max(gemm.values())
             flops = matmul_flops(layers, T * BATCH)
             limit = rate * 1e9 / flops
             row = dict(layers=layers, T=T, batch=BATCH, inputs=source, input_density=density, gemm_gflops=gemm,
                        matmul_gflop_per_step=flops / 1e9, matmul_bound_steps_per_s=limit, libs={})
             common = ["--inputs", path, "--layers", ",".join(map(str, layers)), "--steps", str(w["steps"])]
-            libs = [("jaxsnn", sys.executable), ("jaxsnn_dense", sys.executable)]
+            libs = [("jaxsnn", "jaxsnn", sys.executable, env), ("jaxsnn_dense", "jaxsnn_dense", sys.executable, env)]
+            if args.malloc == "keep":
+                libs.append(("jaxsnn (default malloc)", "jaxsnn", sys.executable, None))
             if args.peer_python:
-                libs += [(lib, args.peer_python) for lib in ("spyx", "snntorch", "norse")]
+                libs += [(lib, lib, args.peer_python, env) for lib in ("spyx", "snntorch", "norse")]
+            row["malloc"] = args.malloc
             for round_ in range(args.rounds):
-                for lib, python in libs:
-                    r = worker(python, "--lib", lib, *common)
+                for lib, worker_lib, python, lib_env in libs:
+                    r = worker(python, "--lib", worker_lib, *common, env=lib_env)
                     best = row["libs"].get(lib)
                     if "error" in r:
                         print(f"{'-'.join(map(str, layers))} T={T} {lib:9s} failed: {r['error']}")
