@@ -89,10 +89,12 @@ def make_task(cfg, n_classes, steps_per_epoch, epochs=None):
     def init(key, hp):
         return model.init(key, jnp.zeros((1, 784)))
 
+    jitter, drop = cfg.get("input_jitter", 0.0), cfg.get("input_drop", 0.0)  # training-input augmentation
+
     def loss(params, batch, key, hp):
         x, y = batch
-        if cfg.get("input_jitter", 0.0) or cfg.get("input_drop", 0.0):  # augmentation of the training inputs
-            x = coding.perturb_spike_times(key, x, jitter=cfg.get("input_jitter", 0.0), drop=cfg.get("input_drop", 0.0))
+        if jitter or drop:
+            x = coding.perturb_spike_times(key, x, jitter=jitter, drop=drop)
         t, hidden = model.apply(params, x, return_hidden=True)
         if cfg["loss"] == "ttfs":
             drive = cfg.get("silent_label_drive", 0.0)
