@@ -76,7 +76,7 @@ KEEP_FREED_MEMORY = dict(MALLOC_MMAP_THRESHOLD_="1073741824", MALLOC_TRIM_THRESH
                          MALLOC_TOP_PAD_="536870912")
 """glibc ``malloc`` settings that keep freed memory in the process instead of returning it to the
 OS: without them every step's large temporaries (tens of MB) come back as fresh pages, and each
-page is faulted in again when first written (on this machine 15-20 ms of a 90 ms jaxsnn step)."""
+page is faulted in again when first written (on this machine 16-23 ms of a 76-92 ms jaxsnn step)."""
 
 
 def worker(python, *args, env=None):
