@@ -704,13 +704,17 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2):
     B, n, K = t_out.shape
     E = times_e.shape[1] - 1
     tau_m = prm.tau_m
-    flat = jnp.stack([jnp.where(jnp.isfinite(t_out), t_out, jnp.inf), psi1, psi2], axis=0).reshape(3, -1)
-    base = (jnp.arange(B * n, dtype=jnp.int32) * K).reshape(B, n)
+    # one row of 4 per spike slot (time, psi1, psi2, padding), plus an empty slot (inf) after
+    # each neuron's last one: a pointer fetch is one row gather (several times cheaper on CPU
+    # than three element gathers) and needs no bounds check
+    slot = lambda a, fill: jnp.pad(a, ((0, 0), (0, 0), (0, 1)), constant_values=fill)
+    rows = jnp.stack([slot(jnp.where(jnp.isfinite(t_out), t_out, jnp.inf), jnp.inf), slot(psi1, 0.0),
+                      slot(psi2, 0.0), jnp.zeros((B, n, K + 1), psi1.dtype)], axis=-1).reshape(B * n * (K + 1), 4)
+    base = (jnp.arange(B * n, dtype=jnp.int32) * (K + 1)).reshape(B, n)
+    dims = jax.lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,))
 
-    def fetch(k):
-        idx = base + jnp.minimum(k, K - 1)
-        tk, p1, p2 = flat[0][idx], flat[1][idx], flat[2][idx]
-        return jnp.where(k < K, tk, jnp.inf), p1, p2
+    def fetch(k):  # k <= K: a pointer only moves past finite times
+        return jax.lax.gather(rows, (base + k).reshape(-1, 1), dims, (1, 4), mode="promise_in_bounds").reshape(B, n, 4)
 
     def cond(carry):
         e = carry[0]
@@ -720,16 +724,19 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2):
         e, k, cur, dw, dt = carry
         t_e = times_e[:, e][:, None]
 
-        # first spike strictly after the event (spikes at t_e were caused before it)
+        # first spike strictly after the event (spikes at t_e were caused before it); a
+        # sample without this event keeps its pointers (-inf), the empty slot (inf) stops them
+        t_cmp = jnp.where(jnp.isfinite(t_e), t_e, -jnp.inf)
+
         def behind(c):
-            return jnp.isfinite(c[1][0]) & (c[1][0] <= t_e)
+            return c[1][..., 0] <= t_cmp
 
         def adv_body(c):
             k = c[0] + behind(c)
             return k, fetch(k)
 
         k, cur = jax.lax.while_loop(lambda c: jnp.any(behind(c)), adv_body, (k, cur))
-        tk, q1, q2 = cur
+        tk, q1, q2 = cur[..., 0], cur[..., 1], cur[..., 2]
         live = jnp.isfinite(tk) & jnp.isfinite(t_e)
         gap = jnp.where(live, tk - t_e, 0.0)
         d = jnp.where(live, jnp.exp(-gap / tau_m), 0.0)
