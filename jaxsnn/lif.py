@@ -351,11 +351,11 @@ class _State(NamedTuple):
     anchor: jax.Array  # [B, n] anchor time
     span: jax.Array  # [B, n] span from the anchor to the end of the current interval
     count: jax.Array  # [B, n] spikes recorded
-    times: jax.Array  # [B, n, K] emitted spike times
-    slopes: jax.Array  # [B, n, K]
+    # [B, n, K, R] per spike slot: emitted time, slope before the spike; in discrete mode also
+    # the threshold crossing time (before the delay to the bin end) and 1.0 for an "immediate"
+    # spike (above threshold right after a reset). One array, so a spike is one row scatter.
+    rec: jax.Array
     # discrete mode only (None otherwise)
-    star: jax.Array = None  # [B, n, K] threshold crossing times (before the delay to the bin end)
-    imm: jax.Array = None  # [B, n, K] bool: "immediate" spike (above threshold right after a reset)
     end: jax.Array = None  # [B, n] time of the end of the current interval
     blocked: jax.Array = None  # [B, n] bool: no more spikes in the current interval
 
@@ -363,7 +363,7 @@ class _State(NamedTuple):
 def _detect(ratio, s: _State, theta, K):
     active = s.count < K
     cross = _crossing(ratio, s.u, s.c, s.span, theta, active)
-    if s.star is None:
+    if s.end is None:
         return cross
     # on a clock, a neuron still above threshold after its reset fires again at once (in an
     # interval of non-zero length: the last event's interval waits for the tail)
@@ -371,13 +371,14 @@ def _detect(ratio, s: _State, theta, K):
     return (cross | (active & open_ & (s.u >= theta))) & ~s.blocked
 
 
-def _record(buf, count, mask, value):
-    """``buf[b, j, count[b, j]] = value[b, j]`` where ``mask`` (a scatter of one value per neuron
-    instead of a select over all ``K`` slots)."""
-    B, n, K = buf.shape
+def _record(buf, count, mask, *values):
+    """``buf[b, j, count[b, j]] = values[:][b, j]`` where ``mask``: one row scatter per neuron
+    instead of a select over all ``K`` slots."""
+    B, n, K, R = buf.shape
     pos = jnp.arange(B * n, dtype=jnp.int32).reshape(B, n)
     idx = jnp.where(mask, pos * K + count, B * n * K + pos)  # masked-off: distinct, out of bounds, dropped
-    return buf.reshape(-1).at[idx.reshape(-1)].set(value.reshape(-1), mode="drop", unique_indices=True).reshape(B, n, K)
+    rows = jnp.stack(values, axis=-1).reshape(B * n, R)
+    return buf.reshape(B * n * K, R).at[idx.reshape(-1)].set(rows, mode="drop", unique_indices=True).reshape(B, n, K, R)
 
 
 def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
@@ -397,16 +398,13 @@ def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
         ds, c_at, slope, rest = _crossing_point(ratio, s.u, s.c, s.span, theta, tau_m)
         if dt is None:
             t_spike = s.anchor + ds
-            times = _record(s.times, s.count, cross, t_spike)
-            slopes = _record(s.slopes, s.count, cross, slope)
             s = _State(
                 u=jnp.where(cross, 0.0, s.u),
                 c=jnp.where(cross, c_at, s.c),
                 anchor=jnp.where(cross, t_spike, s.anchor),
                 span=jnp.where(cross, rest, s.span),
                 count=s.count + cross,
-                times=times,
-                slopes=slopes,
+                rec=_record(s.rec, s.count, cross, t_spike, slope),
             )
             return s, _detect(ratio, s, theta, K)
         imm = s.u >= theta
@@ -423,10 +421,7 @@ def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
             anchor=jnp.where(ok, t_q, s.anchor),
             span=jnp.where(ok, rest, s.span),
             count=s.count + ok,
-            times=_record(s.times, s.count, ok, t_q),
-            slopes=_record(s.slopes, s.count, ok, slope),
-            star=_record(s.star, s.count, ok, t_star),
-            imm=_record(s.imm, s.count, ok, imm),
+            rec=_record(s.rec, s.count, ok, t_q, slope, t_star, imm.astype(s.rec.dtype)),
             end=s.end,
             blocked=s.blocked | (cross & ~ok),
         )
@@ -513,11 +508,11 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
     s0 = _State(
         u=zeros, c=zeros, anchor=zeros, span=jnp.full((B, n), empty, dtype),
         count=jnp.zeros((B, n), jnp.int32),
-        times=jnp.full((B, n, K), jnp.inf, dtype), slopes=jnp.zeros((B, n, K), dtype),
+        rec=jnp.broadcast_to(jnp.asarray([jnp.inf, 0.0] if dt is None else [jnp.inf, 0.0, jnp.inf, 0.0], dtype),
+                             (B, n, K, 2 if dt is None else 4)),
     )
     if dt is not None:
-        s0 = s0._replace(star=jnp.full((B, n, K), jnp.inf, dtype), imm=jnp.zeros((B, n, K), bool),
-                         end=jnp.full((B, n), jnp.inf, dtype), blocked=jnp.zeros((B, n), bool))
+        s0 = s0._replace(end=jnp.full((B, n), jnp.inf, dtype), blocked=jnp.zeros((B, n), bool))
 
     def cond(carry):
         e, s = carry
@@ -553,7 +548,8 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
     if dt is not None:
         s = s._replace(end=jnp.full((B, n), prm.t_max, dtype), blocked=~jnp.broadcast_to(has_events, (B, n)))
     s = _fire(ratio, s, theta, tau_m, K, dt)
-    return s.times, s.slopes, times_e, src_e, order, s.star, s.imm
+    star, imm = (None, None) if dt is None else (s.rec[..., 2], s.rec[..., 3] > 0)
+    return s.rec[..., 0], s.rec[..., 1], times_e, src_e, order, star, imm
 
 
 # ----------------------------------------------------------------------------------------------
