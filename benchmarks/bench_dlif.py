@@ -18,7 +18,7 @@ rate, measured at the first layer's shape ``[T B, 784] @ [784, 1000]`` with jax 
 counts). Everything else a step does (the time loop, the surrogate, Adam) is overhead on top of it.
 
 Memory: with ``--malloc keep`` (the default) every process runs with the glibc settings of
-:data:`KEEP_FREED_MEMORY`, so that no library pays for page faults on freed-and-reallocated
+:data:`timing.KEEP_FREED_MEMORY`, so that no library pays for page faults on freed-and-reallocated
 temporaries; jaxsnn also runs without them. ``--malloc default`` leaves the environment alone.
 
     python benchmarks/bench_dlif.py --data-dir ../shared/data \\
@@ -39,6 +39,8 @@ import tempfile
 import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from timing import KEEP_FREED_MEMORY  # noqa: E402
 WORKER = HERE / "peer" / "dlif_workload.py"
 WORKLOADS = [dict(layers=(784, 1000, 10), T=25, steps=10), dict(layers=(784, 1000, 1000, 10), T=100, steps=4)]
 BATCH = 128
@@ -70,13 +72,6 @@ def make_inputs(path, T, data_dir):
     x = (rng.random((T, BATCH, 784)) < p).astype(np.float32)
     np.savez(path, x=x, y=y)
     return source, float(x.mean())
-
-
-KEEP_FREED_MEMORY = dict(MALLOC_MMAP_THRESHOLD_="1073741824", MALLOC_TRIM_THRESHOLD_="4294967296",
-                         MALLOC_TOP_PAD_="536870912")
-"""glibc ``malloc`` settings that keep freed memory in the process instead of returning it to the
-OS: without them every step's large temporaries (tens of MB) come back as fresh pages, and each
-page is faulted in again when first written (on this machine 16-23 ms of a 76-92 ms jaxsnn step)."""
 
 
 def worker(python, *args, env=None):
