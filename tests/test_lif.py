@@ -163,6 +163,30 @@ def test_gradients_match_finite_differences(ratio, max_spikes):
     assert np.all(np.asarray(g[0])[~np.isfinite(t)] == 0)
 
 
+@pytest.mark.parametrize("ratio", [2, 1])
+def test_backward_walk_with_uneven_events_and_full_buffers(ratio):
+    # Sample 0 runs out of events long before sample 1 (the walk goes on for sample 1 with no
+    # event for sample 0). Neuron 0 fills its 2-spike buffer before the later events, so its
+    # pointer reaches the empty slot after its last spike while events remain.
+    t = np.array([[[0.0], [0.05], [np.inf], [np.inf]], [[0.0], [0.1], [0.3], [0.6]]])
+    w = np.array([[8.0, 5.0], [2.0, 1.0], [0.5, 0.3], [-0.5, 0.6]])
+    kw = dict(tau_syn=0.2, threshold=0.3, tau_ratio=ratio, max_spikes=2, t_max=2.0)
+    out = np.asarray(lif.spike_times(t, w, **kw))
+    assert_matches_ode(out, t, w, tau_syn=0.2, ratio=ratio, theta=0.3, max_spikes=2, t_max=2.0)
+    assert np.all(out[1, 0] < 0.3)  # full buffer before sample 1's last two events
+    assert np.any(np.isfinite(out[0, 1]) & (out[0, 1] > 0.05))  # a spike after sample 0's last event
+    c = np.random.default_rng(7).normal(size=out.shape)
+
+    @jax.jit
+    def loss(t, w):
+        o = lif.spike_times(t, w, **kw)
+        return jnp.sum(jnp.where(jnp.isfinite(o), o * c, 0.0))
+
+    g_t, g_w = jax.grad(loss, argnums=(0, 1))(jnp.asarray(t), jnp.asarray(w))
+    np.testing.assert_allclose(g_t, central_fd(lambda x: loss(x, w), t), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g_w, central_fd(lambda x: loss(t, x), w), rtol=1e-5, atol=1e-6)
+
+
 def test_scalar_threshold_gradient():
     rng = np.random.default_rng(5)
     t, w = random_case(rng, n_in=4, k_in=1, n_out=3, mean=0.8)
