@@ -26,6 +26,7 @@ def timeit(f, args, repeat):
     """Median of :func:`timings`."""
     return float(np.median(timings(f, args, repeat)))
 
+
 KEEP_FREED_MEMORY = dict(MALLOC_MMAP_THRESHOLD_="1073741824", MALLOC_TRIM_THRESHOLD_="4294967296",
                          MALLOC_TOP_PAD_="536870912")
 """glibc ``malloc`` settings that keep freed memory in the process instead of returning it to the

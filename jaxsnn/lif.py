@@ -704,13 +704,13 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2):
     # each neuron's last one: a pointer fetch is one row gather (several times cheaper on CPU
     # than three element gathers) and needs no bounds check
     slot = lambda a, fill: jnp.pad(a, ((0, 0), (0, 0), (0, 1)), constant_values=fill)
-    rows = jnp.stack([slot(jnp.where(jnp.isfinite(t_out), t_out, jnp.inf), jnp.inf), slot(psi1, 0.0),
-                      slot(psi2, 0.0), jnp.zeros((B, n, K + 1), psi1.dtype)], axis=-1).reshape(B * n * (K + 1), 4)
+    table = jnp.stack([slot(jnp.where(jnp.isfinite(t_out), t_out, jnp.inf), jnp.inf), slot(psi1, 0.0),
+                       slot(psi2, 0.0), jnp.zeros((B, n, K + 1), psi1.dtype)], axis=-1).reshape(B * n * (K + 1), 4)
     base = (jnp.arange(B * n, dtype=jnp.int32) * (K + 1)).reshape(B, n)
     dims = jax.lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,))
 
     def fetch(k):  # k <= K: a pointer only moves past finite times
-        return jax.lax.gather(rows, (base + k).reshape(-1, 1), dims, (1, 4), mode="promise_in_bounds").reshape(B, n, 4)
+        return jax.lax.gather(table, (base + k).reshape(-1, 1), dims, (1, 4), mode="promise_in_bounds").reshape(B, n, 4)
 
     def cond(carry):
         e = carry[0]
