@@ -31,7 +31,8 @@ all output neurons of all samples walk the events in lock step in a ``lax.while_
 event the state is advanced in closed form, the event's weight row is added to ``i``, and every
 neuron that crosses the threshold before the next event records a spike and restarts from
 ``u = 0`` at its spike time (an inner loop, so a neuron may fire several times between two
-events). After the last event each neuron runs on to ``t_max``. There is no time grid: spike
+events; in a wide layer this loop runs only on the blocks of neurons that cross, gathered into a
+small array). After the last event each neuron runs on to ``t_max``. There is no time grid: spike
 times are exact up to floating point. Only the test for a crossing runs on every event; square
 roots and logarithms are evaluated when some neuron fires. With ``max_spikes = 1`` a neuron's
 first crossing ends its part, so that loop has no inner loop at all: each neuron's state is
@@ -371,24 +372,18 @@ def _detect(ratio, s: _State, theta, K):
     return (cross | (active & open_ & (s.u >= theta))) & ~s.blocked
 
 
-def _record(buf, count, mask, *values):
-    """``buf[b, j, count[b, j]] = values[:][b, j]`` where ``mask``: one row scatter per neuron
-    instead of a select over all ``K`` slots."""
+def _record(buf, pos, count, mask, *values):
+    """``buf[pos, count] = values`` where ``mask``: one row scatter per neuron instead of a select
+    over all ``K`` slots. ``buf`` is ``[B, n, K, R]``; ``pos`` holds each neuron's flat index
+    ``b * n + j`` (distinct; an index ``>= B n`` is a padding neuron, never written)."""
     B, n, K, R = buf.shape
-    pos = jnp.arange(B * n, dtype=jnp.int32).reshape(B, n)
     idx = jnp.where(mask, pos * K + count, B * n * K + pos)  # masked-off: distinct, out of bounds, dropped
-    rows = jnp.stack(values, axis=-1).reshape(B * n, R)
+    rows = jnp.stack(values, axis=-1).reshape(-1, R)
     return buf.reshape(B * n * K, R).at[idx.reshape(-1)].set(rows, mode="drop", unique_indices=True).reshape(B, n, K, R)
 
 
-def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
-    """Record every spike until no neuron crosses within its current interval.
-
-    Continuous mode (``dt is None``): the spike is at the crossing and the membrane restarts
-    from 0 there. Discrete mode: a crossing at ``t*`` is emitted at the end of its bin
-    ``t_q``; the reset (``u -> u - theta``) happens at ``t_q``, and the spike is only accepted
-    if ``t_q`` is not after the end of the interval (the next input, or ``t_max``).
-    """
+def _fire_loop(ratio, p: _State, cross, pos, theta, tau_m, K, dt):
+    """The spike loop of :func:`_fire` on neurons of any shape (``theta`` and ``pos`` alike)."""
 
     def cond(carry):
         return jnp.any(carry[1])
@@ -404,7 +399,7 @@ def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
                 anchor=jnp.where(cross, t_spike, s.anchor),
                 span=jnp.where(cross, rest, s.span),
                 count=s.count + cross,
-                rec=_record(s.rec, s.count, cross, t_spike, slope),
+                rec=_record(s.rec, pos, s.count, cross, t_spike, slope),
             )
             return s, _detect(ratio, s, theta, K)
         imm = s.u >= theta
@@ -421,13 +416,72 @@ def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
             anchor=jnp.where(ok, t_q, s.anchor),
             span=jnp.where(ok, rest, s.span),
             count=s.count + ok,
-            rec=_record(s.rec, s.count, ok, t_q, slope, t_star, imm.astype(s.rec.dtype)),
+            rec=_record(s.rec, pos, s.count, ok, t_q, slope, t_star, imm.astype(s.rec.dtype)),
             end=s.end,
             blocked=s.blocked | (cross & ~ok),
         )
         return s, _detect(ratio, s, theta, K)
 
-    return jax.lax.while_loop(cond, body, (p, _detect(ratio, p, theta, K)))[0]
+    return jax.lax.while_loop(cond, body, (p, cross))[0]
+
+
+# The spike loop runs on the blocks of neighbouring neurons that hold a crossing, gathered into a
+# small array, when there are at least this many neurons (batch x layer width); at most
+# 1/_FIRE_COMPACT_SHARE of the blocks per round.
+_FIRE_COMPACT_MIN = 4096
+_FIRE_COMPACT_SHARE = 8
+
+
+def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
+    """Record every spike until no neuron crosses within its current interval.
+
+    Continuous mode (``dt is None``): the spike is at the crossing and the membrane restarts
+    from 0 there. Discrete mode: a crossing at ``t*`` is emitted at the end of its bin
+    ``t_q``; the reset (``u -> u - theta``) happens at ``t_q``, and the spike is only accepted
+    if ``t_q`` is not after the end of the interval (the next input, or ``t_max``).
+
+    Only a neuron that crosses now can cross again in the same interval (the others' state does
+    not change), and between two events few neurons of a wide layer cross. So the loop runs on
+    the blocks of neighbouring neurons that hold a crossing: up to a fixed number of blocks are
+    gathered into a small array, run until none of them crosses, and scattered back; more rounds
+    follow while blocks with a crossing remain. The same arithmetic on fewer elements: bit for
+    bit the result of the loop on all neurons.
+    """
+    B, n = p.u.shape
+    cross = _detect(ratio, p, theta, K)
+    S = next((b for b in (16, 8, 4) if n % b == 0), 0)
+    if B * n < _FIRE_COMPACT_MIN or not S:
+        pos = jnp.arange(B * n, dtype=jnp.int32).reshape(B, n)
+        return _fire_loop(ratio, p, cross, pos, theta, tau_m, K, dt)
+    nb = B * n // S
+    cap = max(1, nb // _FIRE_COMPACT_SHARE)
+    blocks = lambda a: a.reshape(nb, S)  # noqa: E731
+    hit = jnp.max(blocks(cross.astype(jnp.int8)), axis=1)  # [nb] int8: blocks still to run
+    theta_b = jnp.broadcast_to(theta, (B, n))
+    slot = jnp.arange(cap, dtype=jnp.int32)
+    lane = jnp.arange(S, dtype=jnp.int32)
+    names = [k for k, v in p._asdict().items() if v is not None and k != "rec"]
+    fill = dict(count=K, blocked=True)  # padding neurons: a full spike buffer (never active)
+
+    def cond(carry):
+        return jnp.max(carry[1]) > 0
+
+    def body(carry):
+        p, hit = carry
+        n_hit = jnp.sum(hit, dtype=jnp.int32)
+        (idx,) = jnp.nonzero(hit, size=cap, fill_value=0)
+        real = slot < n_hit
+        idx = jnp.where(real, idx.astype(jnp.int32), nb + slot)  # padding blocks: distinct, out of bounds
+        take = lambda a, f: jnp.take(blocks(a), idx, axis=0, mode="fill", fill_value=f)  # noqa: E731
+        q = _State(rec=p.rec, **{k: take(getattr(p, k), fill.get(k, 0)) for k in names})
+        theta_c = take(theta_b, 1)
+        pos_c = jnp.where(real[:, None], idx[:, None] * S + lane, B * n + slot[:, None] * S + lane)
+        q = _fire_loop(ratio, q, _detect(ratio, q, theta_c, K), pos_c, theta_c, tau_m, K, dt)
+        put = lambda a, v: blocks(a).at[idx].set(v, mode="drop", unique_indices=True).reshape(B, n)  # noqa: E731
+        p = p._replace(rec=q.rec, **{k: put(getattr(p, k), getattr(q, k)) for k in names})
+        return p, hit.at[idx].set(0, mode="drop", unique_indices=True)
+
+    return jax.lax.while_loop(cond, body, (p, hit))[0]
 
 
 def _forward_first(t_flat, w, prm: _Params, ratio, k_in):

@@ -418,3 +418,34 @@ def test_event_sort_ladder_equals_the_full_stable_sort(n_spikes):
         np.testing.assert_array_equal(np.asarray(order)[b, :k[b]], ref[b, :k[b]])
         np.testing.assert_array_equal(np.asarray(times)[b, :k[b]], t[b, ref[b, :k[b]]])
         assert np.all(np.isinf(np.asarray(times)[b, k[b]:]))
+
+
+@pytest.mark.parametrize("ratio", [2, 1])
+@pytest.mark.parametrize("dt", [None, 0.01])
+def test_compacted_spike_loop_equals_the_full_loop(ratio, dt, monkeypatch):
+    # 8 x 64 neurons, sparse firing: the inner spike loop runs on gathered blocks of 16 neurons
+    # (one round; or one block per round, many rounds) and must give the full loop's times and
+    # gradients bit for bit; without a clock also the ODE's spikes
+    rng = np.random.default_rng(30 + ratio)
+    t, w = random_case(rng, n_in=30, n_out=64, batch=8, mean=0.0, p_silent=0.3)
+    t = t * 0.3
+    kw = dict(tau_syn=0.1, threshold=0.3, tau_ratio=ratio, max_spikes=5, t_max=0.5, dt=dt)
+    loss = lambda o: jnp.sum(jnp.where(jnp.isfinite(o), jnp.sin(3.0 * o), 0.0))
+
+    def run(min_size, share):
+        monkeypatch.setattr(lif, "_FIRE_COMPACT_MIN", min_size)
+        monkeypatch.setattr(lif, "_FIRE_COMPACT_SHARE", share)
+        f = jax.jit(lambda t, w: lif.spike_times(t, w, **kw))  # traced anew: the settings are static
+        grads = jax.jit(jax.grad(lambda t, w: loss(lif.spike_times(t, w, **kw)), argnums=(0, 1)))(t, w)
+        return np.asarray(f(t, w)), [np.asarray(g) for g in grads]
+
+    full_out, full_g = run(10**9, 8)
+    assert 50 < np.isfinite(full_out).sum() < 0.5 * full_out.size  # sparse, but several spikes per neuron
+    assert np.isfinite(full_out).sum(-1).max() >= 3
+    for share in (1, 10**6):  # every block in one round; one block per round
+        out, g = run(0, share)
+        np.testing.assert_array_equal(out, full_out)
+        for a, b in zip(g, full_g):
+            np.testing.assert_array_equal(a, b)
+    if dt is None:
+        assert_matches_ode(out[:2, :16], t[:2], w[:, :16], tau_syn=0.1, ratio=ratio, theta=0.3, max_spikes=5, t_max=0.5)
