@@ -17,7 +17,10 @@ Presets (``--dataset``, ``--model``):
 * mnist/multi (and emnist/balanced, 47 classes): 784-800-10, thresholds 0.2/1.3, 30/30 spikes, t_max 0.2,
   U(-1, 1), count loss 15/3, lr 0.003, batch 50, 100 epochs
 * fashion_mnist/multi: 784-400-400-10, thresholds 0.13/0.45/0.7, 5/5/20 spikes, t_max 0.2, U(-1, 1),
-  count loss, lr 5e-4 halved every 10 epochs (floor 1e-4), batch 5
+  count loss, lr 5e-4 halved every 10 epochs (floor 1e-4), batch 5; plus ``losses.silent_label_drive``
+  (weight 100): without it one output neuron fell silent for good in the first epoch (the count
+  loss gives a silent neuron no gradient), 9.95 % of the training samples had a silent label neuron
+  from epoch 2 on, and the test accuracy stayed at 80 % for 5 epochs.
 
 Every preset value can be overridden by a flag. After training: test accuracy, spikes per sample
 (hidden and output), prediction latency (when the decision stops changing), accuracy over time,
@@ -51,7 +54,7 @@ PRESETS = {
                   loss="count", tau=0.005, lr=0.003, batch_size=50, epochs=100, lr_halve_every=0),
     ("fashion_mnist", "multi"): dict(hidden=(400, 400), thresholds=(0.13, 0.45, 0.7), max_spikes=(5, 5, 20),
                                      t_max=0.2, weight_range=(-1.0, 1.0), loss="count", tau=0.005, lr=5e-4,
-                                     batch_size=5, epochs=30, lr_halve_every=10),
+                                     batch_size=5, epochs=30, lr_halve_every=10, silent_label_drive=100.0),
 }
 N_CLASSES = {"mnist": 10, "fashion_mnist": 10, "emnist/balanced": 47}
 JITTER = (0.0, 0.002, 0.005, 0.01, 0.02)  # seconds (the input window is 0.1 s)
@@ -101,15 +104,15 @@ def make_task(cfg, n_classes, steps_per_epoch, epochs=None):
         if jitter or drop:
             x = coding.perturb_spike_times(key, x, jitter=jitter, drop=drop)
         t, hidden = model.apply(params, x, return_hidden=True)
+        drive = cfg.get("silent_label_drive", 0.0)
         if cfg["loss"] == "ttfs":
-            drive = cfg.get("silent_label_drive", 0.0)
             value = losses.ttfs_cross_entropy(t[..., 0], y, tau=hp["tau"], t_silent=cfg["t_max"],
                                               drop_silent_label=bool(drive))
-            if drive:  # a gradient for label neurons that stayed silent, instead of the cross-entropy's
-                w_out = params["params"][f"layer_{len(hidden)}"]["kernel"]
-                value = value + drive * losses.silent_label_drive(t[..., 0], y, hidden[-1], w_out)
         else:
             value = losses.spike_count_loss(t, y, target_true=15.0, target_false=3.0)
+        if drive:  # a gradient for label neurons that stayed silent (the loss gives them none)
+            w_out = params["params"][f"layer_{len(hidden)}"]["kernel"]
+            value = value + drive * losses.silent_label_drive(t[..., 0], y, hidden[-1], w_out)
         label_fired = jnp.isfinite(jnp.take_along_axis(t[..., 0], y[:, None], axis=1)[:, 0])
         return value, dict(acc=jnp.mean(decide(t) == y), out_spikes=metrics.spikes_per_sample(t),
                            label_silent=1.0 - jnp.mean(label_fired))
@@ -185,8 +188,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--tau", type=float, default=None, help="TTFS cross-entropy temperature (single-spike)")
     p.add_argument("--silent-label-drive", type=float, default=None,
-                   help="weight of losses.silent_label_drive added to the TTFS cross-entropy, which then drops the "
-                        "gradient of samples whose label neuron is silent (0: the reference loss)")
+                   help="weight of losses.silent_label_drive added to the loss (the TTFS cross-entropy then drops the "
+                        "gradient of samples whose label neuron is silent); 0: the reference loss")
     p.add_argument("--input-jitter", type=float, default=None,
                    help="training augmentation: Gaussian jitter of the input spike times (s); preset: 0.005 single, 0 multi")
     p.add_argument("--input-drop", type=float, default=None,
