@@ -28,7 +28,9 @@ Between two events the state evolves in closed form. Anchored at time ``t0`` wit
 
 Event-driven algorithm. The input spikes of a sample are merged in time order (one sort), and
 all output neurons of all samples walk the events in lock step in a ``lax.while_loop``: at each
-event the state is advanced in closed form, the event's weight row is added to ``i``, and every
+event the state is advanced in closed form, the event's weight row is added to ``i`` (for inputs
+with one spike per neuron, all events of a sample at one time are one step: pixel-coded images
+have a few dozen distinct times for a few hundred events), and every
 neuron that crosses the threshold before the next event records a spike and restarts from
 ``u = 0`` at its spike time (an inner loop, so a neuron may fire several times between two
 events; in a wide layer this loop runs only on the blocks of neurons that cross, gathered into a
@@ -255,7 +257,7 @@ def _events(t_flat, t_max, k_in):
     or a multi-spike hidden layer, ``n_in x k_in`` slots, mostly empty) are sorted on the
     largest number of spikes in the batch, rounded up to the next size of a ladder: up to
     :data:`_TOPK_MAX` slots a partial sort (``top_k``) at sizes 128, 192, 256, 384, ...; wider
-    inputs are compacted to a power-of-two multiple of 1024 first (``lax.switch`` over the sizes;
+    inputs are compacted to 1024, 1536, 2048, 3072, ... slots first (``lax.switch`` over the sizes;
     under ``vmap`` with a batched ``t_max`` every size is evaluated).
     """
     t = jnp.where(t_flat <= t_max, t_flat, jnp.inf)
@@ -267,8 +269,9 @@ def _events(t_flat, t_max, k_in):
     else:
         caps, c = [], _COMPACT_MIN
         while c < m:
-            caps.append(c)
+            caps += [c, c + c // 2]
             c *= 2
+        caps = [cp for cp in caps if cp < m]
         sorts = [functools.partial(_sort_capped, k_in=k_in, cap=cp) for cp in caps]
     caps.append(m)
     sorts.append(functools.partial(_sort_capped, k_in=k_in, cap=m))
@@ -546,6 +549,36 @@ def _forward_first(t_flat, w, prm: _Params, ratio, k_in):
     return times, slopes, times_e, src_e, order, None, None
 
 
+def _per_sample(B):
+    """``at(a, p) = a[b, p[b]]``: each sample's entry of ``a [B, E]`` at its own pointer."""
+    rows = jnp.arange(B)
+    return lambda a, p: a[rows, p]
+
+
+def _add_rows(at, times_e, src_e, jump, p, here, t_e, c, ties=True):
+    """Add the rows ``jump[src]`` of every event of each sample at time ``t_e`` to ``c``.
+
+    ``p [B]`` points at each sample's first event at ``t_e`` (``here``: the sample has one);
+    returns the pointers moved past those events, and ``c``. The first row is added directly;
+    with ``ties`` a loop adds further rows while some sample has another event at the same time
+    (without, each event is its own step: equal times then give intervals of zero length).
+    """
+    c = c + jump[at(src_e, p)]
+    p = p + here
+    if not ties:
+        return p, c
+
+    def same(p):
+        return here & (at(times_e, p) == t_e)
+
+    def body(carry):  # one more event per sample and step (rows of several at once were slower)
+        p, c = carry
+        m = same(p)
+        return p + m, c + jnp.where(m[:, None], jump[at(src_e, p)], 0.0)
+
+    return jax.lax.while_loop(lambda carry: jnp.any(same(carry[0])), body, (p, c))
+
+
 def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
     """Spike times ``[B, n, K]``, slopes before each spike, and the sorted events."""
     if K == 1 and prm.dt is None:
@@ -554,7 +587,6 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
     n = w.shape[1]
     dtype = w.dtype
     times_e, src_e, order = _events(t_flat, prm.t_max, k_in)
-    E = times_e.shape[1] - 1
     theta, tau_m = prm.theta, prm.tau_m
     empty = 1.0 if ratio == 2 else 0.0
     zeros = jnp.zeros((B, n), dtype)
@@ -568,18 +600,26 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
     if dt is not None:
         s0 = s0._replace(end=jnp.full((B, n), jnp.inf, dtype), blocked=jnp.zeros((B, n), bool))
 
+    at = _per_sample(B)
+    # inputs with one spike per neuron are often encoded data whose times tie (pixels of equal
+    # value): their events at one time are one step. Spiking layers' times rarely tie, and the
+    # check would cost a little on every event.
+    ties = k_in == 1
+
     def cond(carry):
-        e, s = carry
-        return (e < E) & jnp.any(jnp.isfinite(times_e[:, e])) & jnp.any(s.count < K)
+        p, s = carry
+        return jnp.any(jnp.isfinite(at(times_e, p))) & jnp.any(s.count < K)
 
     def body(carry):
-        e, s = carry
-        t_e = times_e[:, e][:, None]  # [B, 1]
-        t_next = times_e[:, e + 1][:, None]
+        # each sample's pointer p moves past all its events at the next time t_e (equal times,
+        # e.g. pixels of equal value, are one step: their weight rows are summed)
+        p, s = carry
+        t_e = at(times_e, p)[:, None]  # [B, 1]
         here = jnp.isfinite(t_e)
         # advance to the event (the span of every neuron ends at t_e by construction)
         u, c = _advance(ratio, s.u, s.c, s.span)
-        c = c + tau_m * w[src_e[:, e]]
+        p, c = _add_rows(at, times_e, src_e, tau_m * w, p, here[:, 0], t_e[:, 0], c, ties)
+        t_next = at(times_e, p)[:, None]
         # the next interval ends at the next event; the last one waits for the tail
         span = jnp.where(jnp.isfinite(t_next), _span(ratio, jnp.where(jnp.isfinite(t_next), t_next, 0.0), t_e, tau_m), empty)
         s = s._replace(
@@ -591,9 +631,9 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
             end = jnp.where(jnp.isfinite(t_next), t_next, prm.t_max)
             s = s._replace(end=jnp.where(here, jnp.broadcast_to(end, (B, n)), s.end),
                            blocked=jnp.where(here, False, s.blocked))
-        return e + 1, _fire(ratio, s, theta, tau_m, K, dt)
+        return p, _fire(ratio, s, theta, tau_m, K, dt)
 
-    _, s = jax.lax.while_loop(cond, body, (jnp.int32(0), s0))
+    _, s = jax.lax.while_loop(cond, body, (jnp.zeros((B,), jnp.int32), s0))
     # the tail: from each neuron's anchor (last event or last spike) to t_max
     tail = jnp.where(jnp.isfinite(prm.t_max), _span(ratio, prm.t_max, s.anchor, tau_m),
                      0.0 if ratio == 2 else jnp.inf)
@@ -702,7 +742,7 @@ def _spike_adjoints_discrete(ratio, t_q, star, imm, slopes, g, prm: _Params, est
     return jnp.moveaxis(psi1, 0, -1), jnp.moveaxis(psi2, 0, -1), jnp.sum(tau_terms)
 
 
-def _event_grads_first(ratio, w, prm, times_e, src_e, t_out, nu):
+def _event_grads_first(ratio, w, prm, times_e, src_e, t_out, nu, with_dt=True):
     """:func:`_event_grads` for one spike per neuron (suffix sums ``psi1 = nu``, ``psi2 = nu``
     for ``r = 2`` and 0 for ``r = 1``): every event before a neuron's spike contributes, and
     the loop body needs no inner loop."""
@@ -723,7 +763,8 @@ def _event_grads_first(ratio, w, prm, times_e, src_e, t_out, nu):
         else:  # kappa(s) = s e^{-s/tau}
             g_w, g_t = gap * p_m, gap * p_m / tau_m - p_m
         dw = dw.at[src].add(g_w)
-        dt = dt.at[:, j].set(jnp.sum(w[src] * g_t, axis=1))
+        if with_dt:
+            dt = dt.at[:, j].set(jnp.sum(w[src] * g_t, axis=1))
         return dw, dt
 
     # an event at or after a sample's last spike contributes nothing: stop when no sample has
@@ -743,13 +784,13 @@ def _event_grads_first(ratio, w, prm, times_e, src_e, t_out, nu):
     return dw, dt
 
 
-def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2):
+def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True):
     """Walk the events once; at each, the suffix sums over the spikes after it give
     ``dF/dw`` (summed into ``dw``) and ``dF/dt_in`` for that event.
 
     Each neuron keeps a pointer to its first spike after the current event, with that spike's
     time and suffix sums carried along, so the ``[B, n, K]`` arrays are only read (a gather)
-    when some pointer moves.
+    when some pointer moves. Without ``with_dt`` the input-time gradients are skipped (zeros).
     """
     B, n, K = t_out.shape
     E = times_e.shape[1] - 1
@@ -790,7 +831,6 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2):
         live = jnp.isfinite(tk) & jnp.isfinite(t_e)
         gap = jnp.where(live, tk - t_e, 0.0)
         d = jnp.where(live, jnp.exp(-gap / tau_m), 0.0)
-        rows = w[src_e[:, e]]  # [B, n]
         if ratio == 2:
             p_m, p_s = d * q1, d * d * q2  # e^{-s/tau_s} = (e^{-s/tau_m})^2
             g_w = tau_m * (p_m - p_s)  # kappa(s) = tau_m (e^{-s/tau_m} - e^{-s/tau_s})
@@ -802,7 +842,8 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2):
         here = jnp.isfinite(t_e)
         g_w = jnp.where(here, g_w, 0.0)
         dw = dw.at[src_e[:, e]].add(g_w)
-        dt = dt.at[:, e].set(jnp.where(here[:, 0], jnp.sum(rows * g_t, axis=1), 0.0))
+        if with_dt:
+            dt = dt.at[:, e].set(jnp.where(here[:, 0], jnp.sum(w[src_e[:, e]] * g_t, axis=1), 0.0))
         return e + 1, k, cur, dw, dt
 
     k0 = jnp.zeros((B, n), jnp.int32)
@@ -818,13 +859,22 @@ def _spike_times(t_flat, w, tau_syn, theta, t_max, dt, ratio, k_in, K, estimator
 
 
 def _spike_times_fwd(t_flat, w, tau_syn, theta, t_max, dt, ratio, k_in, K, estimator):
+    # symbolic zeros: when neither the input times nor tau_syn are differentiated (a network's
+    # first layer, with data as input), the backward pass skips the input-time gradients
+    with_dt = t_flat.perturbed or tau_syn.perturbed
+    t_flat, w, tau_syn, theta, t_max, dt = (a.value for a in (t_flat, w, tau_syn, theta, t_max, dt))
     prm = _Params(tau_syn, ratio * tau_syn, theta, t_max, None if estimator is None else dt)
     t_out, slopes, times_e, src_e, order, star, imm = _forward(t_flat, w, prm, ratio, k_in, K)
-    return t_out, (t_flat, w, prm, t_out, slopes, times_e, src_e, order, star, imm, dt)
+    # the flag travels in the residuals' structure (None: skip), so the backward pass sees it statically
+    marker = jnp.zeros(()) if with_dt else None
+    return t_out, (t_flat, w, prm, t_out, slopes, times_e, src_e, order, star, imm, dt, marker)
 
 
 def _spike_times_bwd(ratio, k_in, K, estimator, res, g):
-    t_flat, w, prm, t_out, slopes, times_e, src_e, order, star, imm, dt_step = res
+    t_flat, w, prm, t_out, slopes, times_e, src_e, order, star, imm, dt_step, marker = res
+    with_dt = marker is not None
+    if isinstance(g, jax.custom_derivatives.SymbolicZero):  # the output is not used
+        g = jnp.zeros(g.shape, g.dtype)
     if estimator is None:
         psi1, psi2 = _spike_adjoints(ratio, t_out, slopes, g, prm)
         t_eval = t_out
@@ -833,12 +883,15 @@ def _spike_times_bwd(ratio, k_in, K, estimator, res, g):
         psi1, psi2, gt = _spike_adjoints_discrete(ratio, t_out, star, imm, slopes, g, prm, estimator)
         t_eval = star
     if K == 1 and estimator is None:
-        dw, dt_sorted = _event_grads_first(ratio, w, prm, times_e, src_e, t_eval, psi1)
+        dw, dt_sorted = _event_grads_first(ratio, w, prm, times_e, src_e, t_eval, psi1, with_dt)
     else:
-        dw, dt_sorted = _event_grads(ratio, w, prm, times_e, src_e, t_eval, psi1, psi2)
+        dw, dt_sorted = _event_grads(ratio, w, prm, times_e, src_e, t_eval, psi1, psi2, with_dt)
     B = t_flat.shape[0]
-    dt = jnp.zeros_like(t_flat).at[jnp.arange(B)[:, None], order].add(dt_sorted)  # padding adds 0
-    dt = jnp.where(jnp.isfinite(t_flat) & (t_flat <= prm.t_max), dt, 0.0)
+    if with_dt:
+        dt = jnp.zeros_like(t_flat).at[jnp.arange(B)[:, None], order].add(dt_sorted)  # padding adds 0
+        dt = jnp.where(jnp.isfinite(t_flat) & (t_flat <= prm.t_max), dt, 0.0)
+    else:
+        dt = jnp.zeros_like(t_flat)
     # Scale invariances (exact for these formulas, see the module docstring):
     #   (w, theta) -> c (w, theta) leaves spikes unchanged: theta_n dT/dtheta_n = -sum_j w_jn dT/dw_jn
     #   (t, tau_syn, t_max, w) -> (c t, c tau_syn, c t_max, w / c) scales spikes by c.
@@ -846,13 +899,13 @@ def _spike_times_bwd(ratio, k_in, K, estimator, res, g):
     dtheta = -wdw / prm.theta
     #   Clocked layers: the same relation holds for every crossing equation F_m (inputs and
     #   resets at their clocked times), which turns gt into sum_m lambda*_m t*_m - t_q,m R_m
-    #   (see _spike_adjoints_discrete).
+    #   (see _spike_adjoints_discrete). (Without with_dt, tau_syn is not differentiated.)
     t_in0 = jnp.where(jnp.isfinite(t_flat), t_flat, 0.0)
     dtau = (gt - jnp.sum(t_in0 * dt) + jnp.sum(wdw)) / prm.tau_syn
     return dt, dw, dtau, dtheta, jnp.zeros_like(prm.t_max), jnp.zeros_like(dt_step)
 
 
-_spike_times.defvjp(_spike_times_fwd, _spike_times_bwd)
+_spike_times.defvjp(_spike_times_fwd, _spike_times_bwd, symbolic_zeros=True)
 
 
 # ----------------------------------------------------------------------------------------------

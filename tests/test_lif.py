@@ -187,6 +187,30 @@ def test_backward_walk_with_uneven_events_and_full_buffers(ratio):
     np.testing.assert_allclose(g_w, central_fd(lambda x: loss(t, x), w), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("max_spikes", [1, 4])
+@pytest.mark.parametrize("dt", [None, 0.01])
+def test_weight_gradient_of_a_data_fed_layer(max_spikes, dt):
+    # only the weights differentiated (data input, fixed tau_syn): the backward pass skips the
+    # input-time gradients; the weight gradient is the full one's and matches finite differences
+    rng = np.random.default_rng(60 + max_spikes)
+    t, w = random_case(rng, n_in=5, k_in=1, n_out=3, mean=0.8)
+    if dt is not None:
+        t = np.ceil(t / dt) * dt
+    c = rng.normal(size=(2, 3, max_spikes))
+
+    @jax.jit
+    def loss(t, w, tau):
+        o = lif.spike_times(t, w, tau_syn=tau, threshold=0.3, max_spikes=max_spikes, t_max=2.0, dt=dt)
+        return jnp.sum(jnp.where(jnp.isfinite(o), o * c, 0.0))
+
+    g_w = jax.grad(loss, argnums=1)(t, w, 0.3)
+    g_all = jax.grad(loss, argnums=(0, 1, 2))(t, w, 0.3)
+    assert np.any(np.asarray(g_all[0]) != 0)
+    np.testing.assert_allclose(g_w, g_all[1], rtol=1e-12, atol=1e-14)
+    if dt is None:
+        np.testing.assert_allclose(g_w, central_fd(lambda x: loss(t, x, 0.3), w), rtol=1e-5, atol=1e-6)
+
+
 def test_scalar_threshold_gradient():
     rng = np.random.default_rng(5)
     t, w = random_case(rng, n_in=4, k_in=1, n_out=3, mean=0.8)
@@ -418,6 +442,65 @@ def test_event_sort_ladder_equals_the_full_stable_sort(n_spikes):
         np.testing.assert_array_equal(np.asarray(order)[b, :k[b]], ref[b, :k[b]])
         np.testing.assert_array_equal(np.asarray(times)[b, :k[b]], t[b, ref[b, :k[b]]])
         assert np.all(np.isinf(np.asarray(times)[b, k[b]:]))
+
+
+@pytest.mark.parametrize("n_spikes", [100, 1300, 2000, 4500])
+def test_compacted_event_sort_ladder_equals_the_full_stable_sort(n_spikes):
+    # 600 inputs x 8 slots (> 4096): the spikes are compacted to the next rung of 1024, 1536,
+    # 2048, 3072, 4096 slots before sorting (4500 spikes: the full sort); ties included
+    from jaxsnn.srm import _argsort
+
+    rng = np.random.default_rng(n_spikes)
+    t = np.full((3, 600, 8), np.inf)
+    for b in range(3):
+        cnt = rng.multinomial(n_spikes - 7 * b, np.full(600, 1 / 600))
+        cnt = np.minimum(cnt, 8)
+        for i in np.nonzero(cnt)[0]:
+            t[b, i, :cnt[i]] = np.sort(rng.integers(0, 400, cnt[i]) / 1000.0)
+    flat = t.reshape(3, -1)
+    times, src, order = jax.jit(lif._events, static_argnums=2)(jnp.asarray(flat), jnp.inf, 8)
+    ref = np.asarray(_argsort(jnp.asarray(flat), axis=1))
+    k = np.isfinite(flat).sum(1)
+    for b in range(3):
+        np.testing.assert_array_equal(np.asarray(order)[b, :k[b]], ref[b, :k[b]])
+        np.testing.assert_array_equal(np.asarray(src)[b, :k[b]], ref[b, :k[b]] // 8)
+        np.testing.assert_array_equal(np.asarray(times)[b, :k[b]], flat[b, ref[b, :k[b]]])
+        assert np.all(np.isinf(np.asarray(times)[b, k[b]:]))
+
+
+@pytest.mark.parametrize("ratio", [2, 1])
+def test_equal_input_times_are_one_step(ratio):
+    # One spike per input neuron on a coarse grid, so events tie, in groups of different sizes
+    # in different samples: the event loop takes all of a sample's events at one time as one
+    # step (their weight rows summed). Against the ODE, and against the same spikes given with
+    # two slots per input neuron, where the loop takes each event as its own step (float64).
+    # (a third of the inputs at 0, like saturated pixels: groups of 10 and more events)
+    rng = np.random.default_rng(40 + ratio)
+    t = np.round(rng.uniform(0.0, 0.3, (3, 40, 1)) / 0.05) * 0.05
+    t[rng.random(t.shape) < 0.3] = 0.0
+    t[rng.random(t.shape) < 0.2] = np.inf
+    w = rng.normal(0.6, 2.0, (40, 5))
+    groups = [np.unique(r[np.isfinite(r)], return_counts=True)[1] for r in t[..., 0]]
+    assert max(g.max() for g in groups) >= 10 and min(g.max() for g in groups) >= 3
+    assert len({tuple(g) for g in groups}) == 3
+    kw = dict(tau_syn=0.1, threshold=0.3, tau_ratio=ratio, max_spikes=6, t_max=0.8)
+    out = np.asarray(lif.spike_times(t, w, **kw))
+    assert 10 < np.isfinite(out).sum() < out.size and np.isfinite(out).sum(-1).max() >= 3
+    assert_matches_ode(out, t, w, tau_syn=0.1, ratio=ratio, theta=0.3, max_spikes=6, t_max=0.8)
+    t2 = np.concatenate([t, np.full_like(t, np.inf)], axis=-1)
+    np.testing.assert_allclose(lif.spike_times(t2, w, **kw), out, rtol=0, atol=1e-12)
+    c = rng.normal(size=out.shape)
+
+    @jax.jit
+    def loss(t, w):
+        o = lif.spike_times(t, w, **kw)
+        return jnp.sum(jnp.where(jnp.isfinite(o), o * c, 0.0))
+
+    g_t, g_w = jax.grad(loss, argnums=(0, 1))(t, w)
+    g_t2, g_w2 = jax.grad(loss, argnums=(0, 1))(t2, w)
+    np.testing.assert_allclose(g_t, g_t2[..., :1], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(g_w, g_w2, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(g_w, central_fd(lambda x: loss(t, x), w), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("ratio", [2, 1])
