@@ -601,6 +601,7 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
         s0 = s0._replace(end=jnp.full((B, n), jnp.inf, dtype), blocked=jnp.zeros((B, n), bool))
 
     at = _per_sample(B)
+    jump = tau_m * w  # an input spike's jump of c = tau_m i, scaled once outside the loop
     # inputs with one spike per neuron are often encoded data whose times tie (pixels of equal
     # value): their events at one time are one step. Spiking layers' times rarely tie, and the
     # check would cost a little on every event.
@@ -618,7 +619,7 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
         here = jnp.isfinite(t_e)
         # advance to the event (the span of every neuron ends at t_e by construction)
         u, c = _advance(ratio, s.u, s.c, s.span)
-        p, c = _add_rows(at, times_e, src_e, tau_m * w, p, here[:, 0], t_e[:, 0], c, ties)
+        p, c = _add_rows(at, times_e, src_e, jump, p, here[:, 0], t_e[:, 0], c, ties)
         t_next = at(times_e, p)[:, None]
         # the next interval ends at the next event; the last one waits for the tail
         span = jnp.where(jnp.isfinite(t_next), _span(ratio, jnp.where(jnp.isfinite(t_next), t_next, 0.0), t_e, tau_m), empty)
