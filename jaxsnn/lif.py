@@ -659,37 +659,34 @@ def _spike_adjoints(ratio, t_out, slopes, g, prm: _Params):
     and ``psi2_k`` the same with ``tau_s``; for ``r = 1`` ``psi2_k = sum nu_m (t_m - t_k) e^{..}``.
     """
     tau_m, theta = prm.tau_m, prm.theta
-    valid = jnp.isfinite(t_out)
-    floor = math.sqrt(float(jnp.finfo(t_out.dtype).eps)) * theta[:, None] / tau_m
-    du = jnp.maximum(slopes, floor)
-    g = jnp.where(valid, g, 0.0)
-    t0 = jnp.where(valid, t_out, 0.0)
-    # reverse scan over the spike slots k = K-1 .. 0, carrying sums over later spikes
-    tk = jnp.moveaxis(t0, -1, 0)
-    vk = jnp.moveaxis(valid, -1, 0)
-    gk = jnp.moveaxis(g, -1, 0)
-    duk = jnp.moveaxis(du, -1, 0)
-    t_next = jnp.concatenate([tk[1:], tk[-1:]], axis=0)
-    v_next = jnp.concatenate([vk[1:], jnp.zeros_like(vk[-1:])], axis=0)
+    floor = math.sqrt(float(jnp.finfo(t_out.dtype).eps)) * theta / tau_m
+    # a neuron's spikes fill its first slots; the walk goes back from the last slot any neuron
+    # of the batch used (few of the K slots are used: [B, n, K] passes would dominate)
+    used = jnp.max(jnp.sum(jnp.isfinite(t_out), axis=-1, dtype=jnp.int32))
+    # slot-major copies: a slot is then a contiguous [B, n] slice (a strided one is several
+    # times slower, and XLA may read it once per fusion that uses it)
+    tk, sk, gk = (jnp.moveaxis(a, -1, 0) for a in (t_out, slopes, g))
 
-    def step(carry, xs):
-        h1, h2 = carry  # sums over m > k+1 seen from t_{k+1}... re-based below
-        t, v, gg, d, tn, vn = xs
+    def step(i, carry):
+        h1, h2, tn, vn, psi1, psi2 = carry  # sums over m > k+1 seen from t_{k+1}; spike k+1
+        k = used - 1 - i
+        t = tk[k]
+        v = jnp.isfinite(t)
+        t = jnp.where(v, t, 0.0)
         gap = jnp.where(vn & v, tn - t, 0.0)
         dec = jnp.where(vn & v, jnp.exp(-gap / tau_m), 0.0)
         if ratio == 2:
             H1, H2 = dec * h1, dec * dec * h2  # sums over m > k seen from t_k
         else:
             H1, H2 = dec * h1, dec * (h2 + gap * h1)
-        nu = jnp.where(v, -(gg - theta / tau_m * H1) / d, 0.0)
-        if ratio == 2:
-            p1, p2 = nu + H1, nu + H2
-        else:
-            p1, p2 = nu + H1, H2
-        return (p1, p2), (p1, p2)
+        du = jnp.maximum(sk[k], floor)
+        nu = jnp.where(v, -(gk[k] - theta / tau_m * H1) / du, 0.0)
+        p1, p2 = nu + H1, (nu + H2 if ratio == 2 else H2)
+        return p1, p2, t, v, psi1.at[k].set(p1), psi2.at[k].set(p2)
 
-    init = (jnp.zeros_like(tk[0]), jnp.zeros_like(tk[0]))
-    _, (psi1, psi2) = jax.lax.scan(step, init, (tk, vk, gk, duk, t_next, v_next), reverse=True)
+    zero = jnp.zeros(tk.shape[1:], t_out.dtype)
+    init = (zero, zero, zero, jnp.zeros(zero.shape, bool), jnp.zeros_like(tk), jnp.zeros_like(tk))
+    psi1, psi2 = jax.lax.fori_loop(0, used, step, init)[4:]
     return jnp.moveaxis(psi1, 0, -1), jnp.moveaxis(psi2, 0, -1)
 
 
@@ -785,13 +782,15 @@ def _event_grads_first(ratio, w, prm, times_e, src_e, t_out, nu, with_dt=True):
     return dw, dt
 
 
-def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True):
+def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True, ties=False):
     """Walk the events once; at each, the suffix sums over the spikes after it give
     ``dF/dw`` (summed into ``dw``) and ``dF/dt_in`` for that event.
 
-    Each neuron keeps a pointer to its first spike after the current event, with that spike's
-    time and suffix sums carried along, so the ``[B, n, K]`` arrays are only read (a gather)
-    when some pointer moves. Without ``with_dt`` the input-time gradients are skipped (zeros).
+    Each sample keeps a pointer to its next event, and each neuron a pointer to its first spike
+    after that event, with that spike's time and suffix sums carried along, so the
+    ``[B, n, K]`` arrays are only read (a gather) when some pointer moves. With ``ties``, a
+    sample's events at one time are one step: they share the kernel values, and only their
+    rows are added one by one. Without ``with_dt`` the input-time gradients are skipped (zeros).
     """
     B, n, K = t_out.shape
     E = times_e.shape[1] - 1
@@ -804,17 +803,25 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True)
                        slot(psi2, 0.0), jnp.zeros((B, n, K + 1), psi1.dtype)], axis=-1).reshape(B * n * (K + 1), 4)
     base = (jnp.arange(B * n, dtype=jnp.int32) * (K + 1)).reshape(B, n)
     dims = jax.lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,))
+    at = _per_sample(B)
+    rows = jnp.arange(B)
 
     def fetch(k):  # k <= K: a pointer only moves past finite times
         return jax.lax.gather(table, (base + k).reshape(-1, 1), dims, (1, 4), mode="promise_in_bounds").reshape(B, n, 4)
 
     def cond(carry):
-        e = carry[0]
-        return (e < E) & jnp.any(jnp.isfinite(times_e[:, e]))
+        return jnp.any(jnp.isfinite(at(times_e, carry[0])))
+
+    def add(p, here, g_w, g_t, dw, dt):  # the terms of each sample's event at its pointer p
+        src = at(src_e, p)
+        dw = dw.at[src].add(jnp.where(here[:, None], g_w, 0.0))
+        if with_dt:  # a sample without an event there writes out of bounds: dropped
+            dt = dt.at[rows, jnp.where(here, p, E)].set(jnp.sum(w[src] * g_t, axis=1), mode="drop")
+        return dw, dt
 
     def body(carry):
-        e, k, cur, dw, dt = carry
-        t_e = times_e[:, e][:, None]
+        p, k, cur, dw, dt = carry
+        t_e = at(times_e, p)[:, None]
 
         # first spike strictly after the event (spikes at t_e were caused before it); a
         # sample without this event keeps its pointers (-inf), the empty slot (inf) stops them
@@ -837,18 +844,26 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True)
             g_w = tau_m * (p_m - p_s)  # kappa(s) = tau_m (e^{-s/tau_m} - e^{-s/tau_s})
             g_t = p_m - 2.0 * p_s  # -kappa'(s) / w
         else:
-            p, q = d * q1, d * (q2 + gap * q1)
+            p_, q = d * q1, d * (q2 + gap * q1)
             g_w = q  # kappa(s) = s e^{-s/tau}
-            g_t = q / tau_m - p  # -kappa'(s) / w = -(1 - s/tau) e^{-s/tau}
-        here = jnp.isfinite(t_e)
-        g_w = jnp.where(here, g_w, 0.0)
-        dw = dw.at[src_e[:, e]].add(g_w)
-        if with_dt:
-            dt = dt.at[:, e].set(jnp.where(here[:, 0], jnp.sum(w[src_e[:, e]] * g_t, axis=1), 0.0))
-        return e + 1, k, cur, dw, dt
+            g_t = q / tau_m - p_  # -kappa'(s) / w = -(1 - s/tau) e^{-s/tau}
+        here = jnp.isfinite(t_e[:, 0])
+        dw, dt = add(p, here, g_w, g_t, dw, dt)
+        p = p + here
+        if ties:
+            def same(p):
+                return here & (at(times_e, p) == t_e[:, 0])
+
+            def tie_body(c):
+                p, dw, dt = c
+                m = same(p)
+                return (p + m,) + add(p, m, g_w, g_t, dw, dt)
+
+            p, dw, dt = jax.lax.while_loop(lambda c: jnp.any(same(c[0])), tie_body, (p, dw, dt))
+        return p, k, cur, dw, dt
 
     k0 = jnp.zeros((B, n), jnp.int32)
-    init = (jnp.int32(0), k0, fetch(k0), jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
+    init = (jnp.zeros((B,), jnp.int32), k0, fetch(k0), jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
     _, _, _, dw, dt_sorted = jax.lax.while_loop(cond, body, init)
     return dw, dt_sorted
 
@@ -886,7 +901,7 @@ def _spike_times_bwd(ratio, k_in, K, estimator, res, g):
     if K == 1 and estimator is None:
         dw, dt_sorted = _event_grads_first(ratio, w, prm, times_e, src_e, t_eval, psi1, with_dt)
     else:
-        dw, dt_sorted = _event_grads(ratio, w, prm, times_e, src_e, t_eval, psi1, psi2, with_dt)
+        dw, dt_sorted = _event_grads(ratio, w, prm, times_e, src_e, t_eval, psi1, psi2, with_dt, ties=k_in == 1)
     B = t_flat.shape[0]
     if with_dt:
         dt = jnp.zeros_like(t_flat).at[jnp.arange(B)[:, None], order].add(dt_sorted)  # padding adds 0
