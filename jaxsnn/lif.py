@@ -657,6 +657,7 @@ def _spike_adjoints(ratio, t_out, slopes, g, prm: _Params):
 
     Returns ``(psi1, psi2)`` with, for ``r = 2``, ``psi1_k = sum_{m>=k} nu_m e^{-(t_m-t_k)/tau_m}``
     and ``psi2_k`` the same with ``tau_s``; for ``r = 1`` ``psi2_k = sum nu_m (t_m - t_k) e^{..}``.
+    Slot-major: ``[K, B, n]``.
     """
     tau_m, theta = prm.tau_m, prm.theta
     floor = math.sqrt(float(jnp.finfo(t_out.dtype).eps)) * theta / tau_m
@@ -686,8 +687,7 @@ def _spike_adjoints(ratio, t_out, slopes, g, prm: _Params):
 
     zero = jnp.zeros(tk.shape[1:], t_out.dtype)
     init = (zero, zero, zero, jnp.zeros(zero.shape, bool), jnp.zeros_like(tk), jnp.zeros_like(tk))
-    psi1, psi2 = jax.lax.fori_loop(0, used, step, init)[4:]
-    return jnp.moveaxis(psi1, 0, -1), jnp.moveaxis(psi2, 0, -1)
+    return jax.lax.fori_loop(0, used, step, init)[4:]
 
 
 def _spike_adjoints_discrete(ratio, t_q, star, imm, slopes, g, prm: _Params, estimator):
@@ -737,18 +737,18 @@ def _spike_adjoints_discrete(ratio, t_q, star, imm, slopes, g, prm: _Params, est
     zero = jnp.zeros_like(tk[0])
     _, (psi1, psi2, tau_terms) = jax.lax.scan(step, (zero, zero, zero), (tk, qk, vk, gk, duk, ik, sk, t_next, v_next),
                                               reverse=True)
-    return jnp.moveaxis(psi1, 0, -1), jnp.moveaxis(psi2, 0, -1), jnp.sum(tau_terms)
+    return psi1, psi2, jnp.sum(tau_terms)  # slot-major [K, B, n]
 
 
 def _event_grads_first(ratio, w, prm, times_e, src_e, t_out, nu, with_dt=True):
     """:func:`_event_grads` for one spike per neuron (suffix sums ``psi1 = nu``, ``psi2 = nu``
     for ``r = 2`` and 0 for ``r = 1``): every event before a neuron's spike contributes, and
-    the loop body needs no inner loop."""
-    B, n, _ = t_out.shape
+    the loop body needs no inner loop. ``t_out`` and ``nu`` are ``[B, n]``."""
+    B, n = t_out.shape
     E = times_e.shape[1] - 1
     tau_m = prm.tau_m
     te, se = times_e, src_e
-    tk, q = t_out[..., 0], nu[..., 0]
+    tk, q = t_out, nu
 
     def sub_step(j, dw, dt):
         t_e, src = te[:, j][:, None], se[:, j]
@@ -791,23 +791,26 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True,
     ``[B, n, K]`` arrays are only read (a gather) when some pointer moves. With ``ties``, a
     sample's events at one time are one step: they share the kernel values, and only their
     rows are added one by one. Without ``with_dt`` the input-time gradients are skipped (zeros).
+    ``t_out``, ``psi1`` and ``psi2`` are slot-major ``[K, B, n]``.
     """
-    B, n, K = t_out.shape
+    K, B, n = t_out.shape
     E = times_e.shape[1] - 1
     tau_m = prm.tau_m
-    # one row of 4 per spike slot (time, psi1, psi2, padding), plus an empty slot (inf) after
-    # each neuron's last one: a pointer fetch is one row gather (several times cheaper on CPU
-    # than three element gathers) and needs no bounds check
-    slot = lambda a, fill: jnp.pad(a, ((0, 0), (0, 0), (0, 1)), constant_values=fill)
-    table = jnp.stack([slot(jnp.where(jnp.isfinite(t_out), t_out, jnp.inf), jnp.inf), slot(psi1, 0.0),
-                       slot(psi2, 0.0), jnp.zeros((B, n, K + 1), psi1.dtype)], axis=-1).reshape(B * n * (K + 1), 4)
-    base = (jnp.arange(B * n, dtype=jnp.int32) * (K + 1)).reshape(B, n)
+    # one row of 4 per spike slot (time, psi1, psi2, padding), slot-major, plus an empty slot
+    # (inf) after the last one: a pointer fetch is one row gather (several times cheaper on CPU
+    # than three element gathers) and needs no bounds check; slot-major, neighbouring neurons'
+    # pointers (mostly at similar slots) read neighbouring rows
+    rows4 = jnp.stack([jnp.where(jnp.isfinite(t_out), t_out, jnp.inf), psi1, psi2, jnp.zeros_like(psi1)], axis=-1)
+    empty = jnp.zeros((1, B, n, 4), psi1.dtype).at[..., 0].set(jnp.inf)
+    table = jnp.concatenate([rows4, empty]).reshape((K + 1) * B * n, 4)
+    base = jnp.arange(B * n, dtype=jnp.int32).reshape(B, n)
     dims = jax.lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,))
     at = _per_sample(B)
     rows = jnp.arange(B)
 
     def fetch(k):  # k <= K: a pointer only moves past finite times
-        return jax.lax.gather(table, (base + k).reshape(-1, 1), dims, (1, 4), mode="promise_in_bounds").reshape(B, n, 4)
+        idx = (k * (B * n) + base).reshape(-1, 1)
+        return jax.lax.gather(table, idx, dims, (1, 4), mode="promise_in_bounds").reshape(B, n, 4)
 
     def cond(carry):
         return jnp.any(jnp.isfinite(at(times_e, carry[0])))
@@ -863,7 +866,7 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True,
         return p, k, cur, dw, dt
 
     k0 = jnp.zeros((B, n), jnp.int32)
-    init = (jnp.zeros((B,), jnp.int32), k0, fetch(k0), jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
+    init = (jnp.zeros((B,), jnp.int32), k0, rows4[0], jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
     _, _, _, dw, dt_sorted = jax.lax.while_loop(cond, body, init)
     return dw, dt_sorted
 
@@ -898,8 +901,9 @@ def _spike_times_bwd(ratio, k_in, K, estimator, res, g):
     else:
         psi1, psi2, gt = _spike_adjoints_discrete(ratio, t_out, star, imm, slopes, g, prm, estimator)
         t_eval = star
+    t_eval = jnp.moveaxis(t_eval, -1, 0)  # slot-major [K, B, n], as psi1 and psi2
     if K == 1 and estimator is None:
-        dw, dt_sorted = _event_grads_first(ratio, w, prm, times_e, src_e, t_eval, psi1, with_dt)
+        dw, dt_sorted = _event_grads_first(ratio, w, prm, times_e, src_e, t_eval[0], psi1[0], with_dt)
     else:
         dw, dt_sorted = _event_grads(ratio, w, prm, times_e, src_e, t_eval, psi1, psi2, with_dt, ties=k_in == 1)
     B = t_flat.shape[0]
