@@ -549,32 +549,44 @@ def _forward_first(t_flat, w, prm: _Params, ratio, k_in):
     return times, slopes, times_e, src_e, order, None, None
 
 
-def _per_sample(B):
-    """``at(a, p) = a[b, p[b]]``: each sample's entry of ``a [B, E]`` at its own pointer."""
-    rows = jnp.arange(B)
-    return lambda a, p: a[rows, p]
+def _event_cursor(times_e, src_e, ties):
+    """A pointer into the sorted events ``[B, E+1]`` of every sample: ``(p0, read, move)``.
+
+    ``read(p)`` gives each sample's event at the pointer (``time [B]``, ``source [B]``);
+    ``move(p, m)`` moves past it the samples in ``m`` (those with an event there). With ``ties``
+    each sample has its own pointer (``p [B]``): the samples' events at one time are one step,
+    and the steps of different samples fall at different event indices. Without, one index for
+    all (a scalar; a sample past its last event reads the ``inf`` padding), and the events are
+    read from column-major copies: one contiguous row per step instead of a gather.
+    """
+    if ties:
+        rows = jnp.arange(times_e.shape[0])
+        return jnp.zeros(times_e.shape[:1], jnp.int32), lambda p: (times_e[rows, p], src_e[rows, p]), lambda p, m: p + m
+    times_t, src_t = times_e.T, src_e.T
+    return jnp.int32(0), lambda p: (times_t[p], src_t[p]), lambda p, m: p + 1
 
 
-def _add_rows(at, times_e, src_e, jump, p, here, t_e, c, ties=True):
+def _add_rows(read, move, jump, p, here, t_e, c, ties=True):
     """Add the rows ``jump[src]`` of every event of each sample at time ``t_e`` to ``c``.
 
-    ``p [B]`` points at each sample's first event at ``t_e`` (``here``: the sample has one);
-    returns the pointers moved past those events, and ``c``. The first row is added directly;
-    with ``ties`` a loop adds further rows while some sample has another event at the same time
-    (without, each event is its own step: equal times then give intervals of zero length).
+    ``p`` points at each sample's first event at ``t_e`` (``here``: the sample has one; see
+    :func:`_event_cursor`); returns the pointer moved past those events, and ``c``. The first
+    row is added directly; with ``ties`` a loop adds further rows while some sample has another
+    event at the same time (without, each event is its own step: equal times then give
+    intervals of zero length).
     """
-    c = c + jump[at(src_e, p)]
-    p = p + here
+    c = c + jump[read(p)[1]]
+    p = move(p, here)
     if not ties:
         return p, c
 
     def same(p):
-        return here & (at(times_e, p) == t_e)
+        return here & (read(p)[0] == t_e)
 
     def body(carry):  # one more event per sample and step (rows of several at once were slower)
         p, c = carry
         m = same(p)
-        return p + m, c + jnp.where(m[:, None], jump[at(src_e, p)], 0.0)
+        return move(p, m), c + jnp.where(m[:, None], jump[read(p)[1]], 0.0)
 
     return jax.lax.while_loop(lambda carry: jnp.any(same(carry[0])), body, (p, c))
 
@@ -600,27 +612,27 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
     if dt is not None:
         s0 = s0._replace(end=jnp.full((B, n), jnp.inf, dtype), blocked=jnp.zeros((B, n), bool))
 
-    at = _per_sample(B)
     jump = tau_m * w  # an input spike's jump of c = tau_m i, scaled once outside the loop
     # inputs with one spike per neuron are often encoded data whose times tie (pixels of equal
     # value): their events at one time are one step. Spiking layers' times rarely tie, and the
     # check would cost a little on every event.
     ties = k_in == 1
+    p0, read, move = _event_cursor(times_e, src_e, ties)
 
     def cond(carry):
         p, s = carry
-        return jnp.any(jnp.isfinite(at(times_e, p))) & jnp.any(s.count < K)
+        return jnp.any(jnp.isfinite(read(p)[0])) & jnp.any(s.count < K)
 
     def body(carry):
         # each sample's pointer p moves past all its events at the next time t_e (equal times,
         # e.g. pixels of equal value, are one step: their weight rows are summed)
         p, s = carry
-        t_e = at(times_e, p)[:, None]  # [B, 1]
+        t_e = read(p)[0][:, None]  # [B, 1]
         here = jnp.isfinite(t_e)
         # advance to the event (the span of every neuron ends at t_e by construction)
         u, c = _advance(ratio, s.u, s.c, s.span)
-        p, c = _add_rows(at, times_e, src_e, jump, p, here[:, 0], t_e[:, 0], c, ties)
-        t_next = at(times_e, p)[:, None]
+        p, c = _add_rows(read, move, jump, p, here[:, 0], t_e[:, 0], c, ties)
+        t_next = read(p)[0][:, None]
         # the next interval ends at the next event; the last one waits for the tail
         span = jnp.where(jnp.isfinite(t_next), _span(ratio, jnp.where(jnp.isfinite(t_next), t_next, 0.0), t_e, tau_m), empty)
         s = s._replace(
@@ -634,7 +646,7 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
                            blocked=jnp.where(here, False, s.blocked))
         return p, _fire(ratio, s, theta, tau_m, K, dt)
 
-    _, s = jax.lax.while_loop(cond, body, (jnp.zeros((B,), jnp.int32), s0))
+    _, s = jax.lax.while_loop(cond, body, (p0, s0))
     # the tail: from each neuron's anchor (last event or last spike) to t_max
     tail = jnp.where(jnp.isfinite(prm.t_max), _span(ratio, prm.t_max, s.anchor, tau_m),
                      0.0 if ratio == 2 else jnp.inf)
@@ -786,9 +798,9 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True,
     """Walk the events once; at each, the suffix sums over the spikes after it give
     ``dF/dw`` (summed into ``dw``) and ``dF/dt_in`` for that event.
 
-    Each sample keeps a pointer to its next event, and each neuron a pointer to its first spike
-    after that event, with that spike's time and suffix sums carried along, so the
-    ``[B, n, K]`` arrays are only read (a gather) when some pointer moves. With ``ties``, a
+    A pointer to each sample's next event (:func:`_event_cursor`), and one per neuron to its
+    first spike after that event, with that spike's time and suffix sums carried along, so the
+    ``[K, B, n]`` arrays are only read (a gather) when some pointer moves. With ``ties``, a
     sample's events at one time are one step: they share the kernel values, and only their
     rows are added one by one. Without ``with_dt`` the input-time gradients are skipped (zeros).
     ``t_out``, ``psi1`` and ``psi2`` are slot-major ``[K, B, n]``.
@@ -805,7 +817,7 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True,
     table = jnp.concatenate([rows4, empty]).reshape((K + 1) * B * n, 4)
     base = jnp.arange(B * n, dtype=jnp.int32).reshape(B, n)
     dims = jax.lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,))
-    at = _per_sample(B)
+    p0, read, move = _event_cursor(times_e, src_e, ties)
     rows = jnp.arange(B)
 
     def fetch(k):  # k <= K: a pointer only moves past finite times
@@ -813,10 +825,10 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True,
         return jax.lax.gather(table, idx, dims, (1, 4), mode="promise_in_bounds").reshape(B, n, 4)
 
     def cond(carry):
-        return jnp.any(jnp.isfinite(at(times_e, carry[0])))
+        return jnp.any(jnp.isfinite(read(carry[0])[0]))
 
     def add(p, here, g_w, g_t, dw, dt):  # the terms of each sample's event at its pointer p
-        src = at(src_e, p)
+        src = read(p)[1]
         dw = dw.at[src].add(jnp.where(here[:, None], g_w, 0.0))
         if with_dt:  # a sample without an event there writes out of bounds: dropped
             dt = dt.at[rows, jnp.where(here, p, E)].set(jnp.sum(w[src] * g_t, axis=1), mode="drop")
@@ -824,7 +836,7 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True,
 
     def body(carry):
         p, k, cur, dw, dt = carry
-        t_e = at(times_e, p)[:, None]
+        t_e = read(p)[0][:, None]
 
         # first spike strictly after the event (spikes at t_e were caused before it); a
         # sample without this event keeps its pointers (-inf), the empty slot (inf) stops them
@@ -852,21 +864,21 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True,
             g_t = q / tau_m - p_  # -kappa'(s) / w = -(1 - s/tau) e^{-s/tau}
         here = jnp.isfinite(t_e[:, 0])
         dw, dt = add(p, here, g_w, g_t, dw, dt)
-        p = p + here
+        p = move(p, here)
         if ties:
             def same(p):
-                return here & (at(times_e, p) == t_e[:, 0])
+                return here & (read(p)[0] == t_e[:, 0])
 
             def tie_body(c):
                 p, dw, dt = c
                 m = same(p)
-                return (p + m,) + add(p, m, g_w, g_t, dw, dt)
+                return (move(p, m),) + add(p, m, g_w, g_t, dw, dt)
 
             p, dw, dt = jax.lax.while_loop(lambda c: jnp.any(same(c[0])), tie_body, (p, dw, dt))
         return p, k, cur, dw, dt
 
     k0 = jnp.zeros((B, n), jnp.int32)
-    init = (jnp.zeros((B,), jnp.int32), k0, rows4[0], jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
+    init = (p0, k0, rows4[0], jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
     _, _, _, dw, dt_sorted = jax.lax.while_loop(cond, body, init)
     return dw, dt_sorted
 
