@@ -19,7 +19,8 @@ step of the 784-800-10 LIF network against the same-topology ReLU MLP, in one ru
 Memory: with ``--malloc keep`` (the default) the whole run, the reference and the peer included,
 uses the glibc settings of :data:`timing.KEEP_FREED_MEMORY` (freed memory stays in the process, so
 no step pays page faults for re-allocated temporaries); ``--malloc default`` leaves the environment
-alone. Times are medians of ``--repeat`` calls; minima are recorded too.
+alone. Times are medians of ``--repeat`` calls (the reference's of 5x as many), taken in 5
+alternating rounds of LIF and reference calls; minima are recorded too.
 
     python benchmarks/bench_lif.py --data-dir ../shared/data [--out results/bench_lif.json] \
         [--peer-python /work/venv-peer/bin/python --peer-seconds 900]
@@ -44,7 +45,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiment
 
 from jaxsnn import data, lif  # noqa: E402
 import mnist_lif  # noqa: E402
-from timing import KEEP_FREED_MEMORY, keep_freed_memory, timeit, timings  # noqa: E402
+from timing import KEEP_FREED_MEMORY, interleaved_timings, keep_freed_memory, timeit  # noqa: E402
 
 TAU = 0.13
 
@@ -104,7 +105,7 @@ def main(argv=None):
     rows = []
 
     def row(name, f_lif, f_dense, args_lif, args_dense, extra=None):
-        sl, sd = timings(f_lif, args_lif, args.repeat), timings(f_dense, args_dense, 5 * args.repeat)
+        sl, sd = interleaved_timings(f_lif, args_lif, args.repeat, f_dense, args_dense, 5 * args.repeat)
         tl, td = float(np.median(sl)), float(np.median(sd))
         r = dict(name=name, lif_ms=1e3 * tl, reference_ms=1e3 * td, ratio=tl / td, lif_min_ms=1e3 * sl.min(),
                  reference_min_ms=1e3 * sd.min(), ratio_of_minima=float(sl.min() / sd.min()), **(extra or {}))

@@ -14,8 +14,26 @@ def timings(f, args, repeat):
     """Wall-clock seconds of ``repeat`` calls of ``f(*args)`` (results blocked on), after one
     warm-up call (compilation)."""
     jax.block_until_ready(f(*args))
+    return _calls(f, args, repeat)
+
+
+def interleaved_timings(f, args, repeat, g, g_args, g_repeat, rounds=5):
+    """:func:`timings` of ``f`` and of a reference ``g``, taken in ``rounds`` alternating rounds
+    (``repeat / rounds`` calls of ``f``, then ``g_repeat / rounds`` of ``g``), so that both see the
+    same state of a shared machine: a ratio of medians then does not hinge on when a
+    millisecond-scale reference happened to be timed. Returns ``(f_seconds, g_seconds)``."""
+    jax.block_until_ready(f(*args))
+    jax.block_until_ready(g(*g_args))
+    tf, tg = [], []
+    for _ in range(rounds):
+        tf.append(_calls(f, args, max(1, repeat // rounds)))
+        tg.append(_calls(g, g_args, max(1, g_repeat // rounds)))
+    return np.concatenate(tf), np.concatenate(tg)
+
+
+def _calls(f, args, n):
     ts = []
-    for _ in range(repeat):
+    for _ in range(n):
         t0 = time.perf_counter()
         jax.block_until_ready(f(*args))
         ts.append(time.perf_counter() - t0)
