@@ -150,7 +150,7 @@ def _argsort(x, axis):
         return jnp.moveaxis(jnp.argsort(x, axis=-1, stable=True), -1, axis)
     keys = _ordered_int(x)
     flat = keys.reshape(-1, m)
-    pos = jax.vmap(lambda s, k: jnp.searchsorted(s, k, side="left", method="scan_unrolled"))(
+    pos = jax.vmap(lambda s, k: jnp.searchsorted(s, k, side="left", method="scan"))(
         jnp.sort(flat, axis=-1), flat
     ).astype(jnp.int32)
     idx = jax.lax.broadcasted_iota(jnp.int32, flat.shape, 1)
