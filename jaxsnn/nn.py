@@ -307,7 +307,9 @@ class DLIFDense(nn.Module):
         spikes, membrane = dlif.simulate(inputs, w, beta=beta, threshold=threshold, bias=b, reset=self.reset,
                                          surrogate=self.surrogate, recurrent_weights=v,
                                          detach_reset=self.detach_reset, remat=self.remat, chunk=self.chunk,
-                                         unroll=self.unroll, skip_silent_inputs=self.skip_silent_inputs)
+                                         unroll=self.unroll,
+                                         # init needs only the shapes: no compaction to compile
+                                         skip_silent_inputs=self.skip_silent_inputs and not self.is_initializing())
         return (spikes, membrane) if return_membrane else spikes
 
 

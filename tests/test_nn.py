@@ -1,5 +1,6 @@
 """jaxsnn.nn modules."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -133,6 +134,8 @@ def test_dlif_mlp_skip_silent_inputs_changes_nothing_but_speed():
     kw = dict(beta=0.8, threshold=0.5)
     dense, skip = nn.DLIFMLP((9, 3), layer_kwargs=kw), nn.DLIFMLP((9, 3), layer_kwargs=kw, skip_silent_inputs=True)
     params = dense.init(jax.random.key(5), x)
+    # init skips the compaction (only shapes matter there): the same parameters
+    chex.assert_trees_all_equal(skip.init(jax.random.key(5), x), params)
     loss = lambda m: lambda q: jnp.sum(m.apply(q, x)[1] ** 2)  # noqa: E731
     np.testing.assert_allclose(np.asarray(dense.apply(params, x)[1]), np.asarray(skip.apply(params, x)[1]),
                                rtol=1e-13, atol=1e-13)
