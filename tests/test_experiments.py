@@ -48,7 +48,7 @@ def test_mnist_script_runs_resumes_and_writes_results(tmp_path, shared_data):
 
 
 SCRIPTS = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parents[1] / "experiments").glob("*.py")
-                 if p.stem != "common")
+                 if p.stem not in ("common", "snapshot"))  # snapshot: a tool, not an experiment
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -135,6 +135,30 @@ def test_lif_script_reports_the_epoch_chosen_on_validation_data(tmp_path):
     assert first["val_acc"] == max(accs) and cont["init_params"].endswith("best_params.msgpack")
     with pytest.raises(ValueError, match="--init-params"):
         mnist_lif.main(args[:-2] + ["--init-params", str(tmp_path / "missing.msgpack"), "--out", str(tmp_path / "x")])
+
+
+def test_snapshot_saves_a_run_into_the_repository_and_restores_it_to_resume(tmp_path):
+    import mnist_lif
+    import snapshot
+
+    _synthetic_emnist(tmp_path, n_train=60)
+    run, dest, again = tmp_path / "run", tmp_path / "results" / "partial", tmp_path / "again"
+    args = ["--dataset", "emnist/balanced", "--model", "single", "--hidden", "8", "--batch-size", "20",
+            "--val", "20", "--no-verify", "--quiet", "--noise-samples", "10", "--data-dir", str(tmp_path / "data")]
+    mnist_lif.main(args + ["--epochs", "2", "--out", str(run)])
+    rows = snapshot.save(run, dest, checkpoint=True)
+    assert rows.count("\n| ") == 2 and "Best validation: epoch" in rows  # one row per epoch
+    assert (dest / "resume" / "checkpoint.msgpack").read_bytes() == (run / "checkpoint.msgpack").read_bytes()
+    snapshot.restore(dest, again)
+    with pytest.raises(ValueError, match="already holds"):
+        snapshot.restore(dest, again)
+    mnist_lif.main(args + ["--epochs", "3", "--out", str(again)])  # resumes after epoch 2
+    before = (run / "metrics.jsonl").read_text().splitlines()
+    after = (again / "metrics.jsonl").read_text().splitlines()
+    assert len(after) == 3 and after[:2] == before
+    assert [json.loads(v)["epoch"] for v in (again / "validation.jsonl").read_text().splitlines()] == [1, 2, 3]
+    with pytest.raises(ValueError, match="no resume"):
+        snapshot.restore(tmp_path / "nothing", tmp_path / "x")
 
 
 def test_lif_script_input_augmentation_changes_training_only(tmp_path):
