@@ -812,9 +812,10 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True,
     # (inf) after the last one: a pointer fetch is one row gather (several times cheaper on CPU
     # than three element gathers) and needs no bounds check; slot-major, neighbouring neurons'
     # pointers (mostly at similar slots) read neighbouring rows
-    rows4 = jnp.stack([jnp.where(jnp.isfinite(t_out), t_out, jnp.inf), psi1, psi2, jnp.zeros_like(psi1)], axis=-1)
-    empty = jnp.zeros((1, B, n, 4), psi1.dtype).at[..., 0].set(jnp.inf)
-    table = jnp.concatenate([rows4, empty]).reshape((K + 1) * B * n, 4)
+    # (built in one pass: each column padded by the empty slot, then interleaved)
+    pad = lambda a, v: jnp.pad(a, ((0, 1), (0, 0), (0, 0)), constant_values=v)  # noqa: E731
+    table = jnp.stack([pad(jnp.where(jnp.isfinite(t_out), t_out, jnp.inf), jnp.inf), pad(psi1, 0.0), pad(psi2, 0.0),
+                       jnp.zeros((K + 1, B, n), psi1.dtype)], axis=-1).reshape((K + 1) * B * n, 4)
     base = jnp.arange(B * n, dtype=jnp.int32).reshape(B, n)
     dims = jax.lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,))
     p0, read, move = _event_cursor(times_e, src_e, ties)
@@ -878,7 +879,7 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True,
         return p, k, cur, dw, dt
 
     k0 = jnp.zeros((B, n), jnp.int32)
-    init = (p0, k0, rows4[0], jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
+    init = (p0, k0, table[:B * n].reshape(B, n, 4), jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
     _, _, _, dw, dt_sorted = jax.lax.while_loop(cond, body, init)
     return dw, dt_sorted
 
