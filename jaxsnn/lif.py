@@ -667,9 +667,9 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
 def _spike_adjoints(ratio, t_out, slopes, g, prm: _Params):
     """Per spike: ``nu_m = -lambda_m / du/dt`` and the suffix sums the event pass needs.
 
-    Returns ``(psi1, psi2)`` with, for ``r = 2``, ``psi1_k = sum_{m>=k} nu_m e^{-(t_m-t_k)/tau_m}``
-    and ``psi2_k`` the same with ``tau_s``; for ``r = 1`` ``psi2_k = sum nu_m (t_m - t_k) e^{..}``.
-    Slot-major: ``[K, B, n]``.
+    The suffix sums are, for ``r = 2``, ``psi1_k = sum_{m>=k} nu_m e^{-(t_m-t_k)/tau_m}`` and
+    ``psi2_k`` the same with ``tau_s``; for ``r = 1`` ``psi2_k = sum nu_m (t_m - t_k) e^{..}``.
+    Returns them as the event walk's spike table (:func:`_spike_table`), written slot by slot.
     """
     tau_m, theta = prm.tau_m, prm.theta
     floor = math.sqrt(float(jnp.finfo(t_out.dtype).eps)) * theta / tau_m
@@ -681,10 +681,11 @@ def _spike_adjoints(ratio, t_out, slopes, g, prm: _Params):
     tk, sk, gk = (jnp.moveaxis(a, -1, 0) for a in (t_out, slopes, g))
 
     def step(i, carry):
-        h1, h2, tn, vn, psi1, psi2 = carry  # sums over m > k+1 seen from t_{k+1}; spike k+1
+        h1, h2, tn, vn, table = carry  # sums over m > k+1 seen from t_{k+1}; spike k+1
         k = used - 1 - i
-        t = tk[k]
-        v = jnp.isfinite(t)
+        t_k = tk[k]
+        v = jnp.isfinite(t_k)
+        t = t_k
         t = jnp.where(v, t, 0.0)
         gap = jnp.where(vn & v, tn - t, 0.0)
         dec = jnp.where(vn & v, jnp.exp(-gap / tau_m), 0.0)
@@ -695,11 +696,27 @@ def _spike_adjoints(ratio, t_out, slopes, g, prm: _Params):
         du = jnp.maximum(sk[k], floor)
         nu = jnp.where(v, -(gk[k] - theta / tau_m * H1) / du, 0.0)
         p1, p2 = nu + H1, (nu + H2 if ratio == 2 else H2)
-        return p1, p2, t, v, psi1.at[k].set(p1), psi2.at[k].set(p2)
+        row = jnp.stack([jnp.where(v, t_k, jnp.inf), p1, p2, jnp.zeros_like(p1)], axis=-1)
+        return p1, p2, t, v, jax.lax.dynamic_update_index_in_dim(table, row, k, 0)
 
     zero = jnp.zeros(tk.shape[1:], t_out.dtype)
-    init = (zero, zero, zero, jnp.zeros(zero.shape, bool), jnp.zeros_like(tk), jnp.zeros_like(tk))
-    return jax.lax.fori_loop(0, used, step, init)[4:]
+    # slots past the last used one are never read, except the first of them (the empty slot)
+    table = jnp.zeros((tk.shape[0] + 1,) + tk.shape[1:] + (4,), t_out.dtype)
+    table = jax.lax.fori_loop(0, used, step, (zero, zero, zero, jnp.zeros(zero.shape, bool), table))[4]
+    empty = jnp.zeros(tk.shape[1:] + (4,), t_out.dtype).at[..., 0].set(jnp.inf)
+    return jax.lax.dynamic_update_index_in_dim(table, empty, used, 0)
+
+
+def _spike_table(t_eval, psi1, psi2):
+    """The event walk's spike table ``[K+1, B, n, 4]`` (slot-major) from ``[K, B, n]`` arrays: per
+    slot a row (time, psi1, psi2, padding), ``inf`` time where there is no spike, and after the
+    last slot an empty one (``inf``, zeros). A pointer fetch is then one row gather (several times
+    cheaper on CPU than three element gathers); slot-major, neighbouring neurons' pointers (mostly
+    at similar slots) read neighbouring rows."""
+    K, B, n = t_eval.shape
+    pad = lambda a, v: jnp.pad(a, ((0, 1), (0, 0), (0, 0)), constant_values=v)  # noqa: E731
+    return jnp.stack([pad(jnp.where(jnp.isfinite(t_eval), t_eval, jnp.inf), jnp.inf), pad(psi1, 0.0), pad(psi2, 0.0),
+                      jnp.zeros((K + 1, B, n), psi1.dtype)], axis=-1)
 
 
 def _spike_adjoints_discrete(ratio, t_q, star, imm, slopes, g, prm: _Params, estimator):
@@ -794,7 +811,7 @@ def _event_grads_first(ratio, w, prm, times_e, src_e, t_out, nu, with_dt=True):
     return dw, dt
 
 
-def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True, ties=False):
+def _event_grads(ratio, w, prm, times_e, src_e, table, with_dt=True, ties=False):
     """Walk the events once; at each, the suffix sums over the spikes after it give
     ``dF/dw`` (summed into ``dw``) and ``dF/dt_in`` for that event.
 
@@ -803,19 +820,13 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True,
     ``[K, B, n]`` arrays are only read (a gather) when some pointer moves. With ``ties``, a
     sample's events at one time are one step: they share the kernel values, and only their
     rows are added one by one. Without ``with_dt`` the input-time gradients are skipped (zeros).
-    ``t_out``, ``psi1`` and ``psi2`` are slot-major ``[K, B, n]``.
+    ``table``: the spikes' times and suffix sums, ``[K+1, B, n, 4]`` (:func:`_spike_table`).
     """
-    K, B, n = t_out.shape
+    K1, B, n, _ = table.shape
     E = times_e.shape[1] - 1
     tau_m = prm.tau_m
-    # one row of 4 per spike slot (time, psi1, psi2, padding), slot-major, plus an empty slot
-    # (inf) after the last one: a pointer fetch is one row gather (several times cheaper on CPU
-    # than three element gathers) and needs no bounds check; slot-major, neighbouring neurons'
-    # pointers (mostly at similar slots) read neighbouring rows
-    # (built in one pass: each column padded by the empty slot, then interleaved)
-    pad = lambda a, v: jnp.pad(a, ((0, 1), (0, 0), (0, 0)), constant_values=v)  # noqa: E731
-    table = jnp.stack([pad(jnp.where(jnp.isfinite(t_out), t_out, jnp.inf), jnp.inf), pad(psi1, 0.0), pad(psi2, 0.0),
-                       jnp.zeros((K + 1, B, n), psi1.dtype)], axis=-1).reshape((K + 1) * B * n, 4)
+    first = table[0]
+    table = table.reshape(K1 * B * n, 4)  # the empty slot needs no bounds check
     base = jnp.arange(B * n, dtype=jnp.int32).reshape(B, n)
     dims = jax.lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,))
     p0, read, move = _event_cursor(times_e, src_e, ties)
@@ -879,7 +890,7 @@ def _event_grads(ratio, w, prm, times_e, src_e, t_out, psi1, psi2, with_dt=True,
         return p, k, cur, dw, dt
 
     k0 = jnp.zeros((B, n), jnp.int32)
-    init = (p0, k0, table[:B * n].reshape(B, n, 4), jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
+    init = (p0, k0, first, jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
     _, _, _, dw, dt_sorted = jax.lax.while_loop(cond, body, init)
     return dw, dt_sorted
 
@@ -908,17 +919,15 @@ def _spike_times_bwd(ratio, k_in, K, estimator, res, g):
     if isinstance(g, jax.custom_derivatives.SymbolicZero):  # the output is not used
         g = jnp.zeros(g.shape, g.dtype)
     if estimator is None:
-        psi1, psi2 = _spike_adjoints(ratio, t_out, slopes, g, prm)
-        t_eval = t_out
+        table = _spike_adjoints(ratio, t_out, slopes, g, prm)
         gt = jnp.sum(jnp.where(jnp.isfinite(t_out), g * t_out, 0.0))
     else:
         psi1, psi2, gt = _spike_adjoints_discrete(ratio, t_out, star, imm, slopes, g, prm, estimator)
-        t_eval = star
-    t_eval = jnp.moveaxis(t_eval, -1, 0)  # slot-major [K, B, n], as psi1 and psi2
+        table = _spike_table(jnp.moveaxis(star, -1, 0), psi1, psi2)  # kernels evaluated at the crossings
     if K == 1 and estimator is None:
-        dw, dt_sorted = _event_grads_first(ratio, w, prm, times_e, src_e, t_eval[0], psi1[0], with_dt)
+        dw, dt_sorted = _event_grads_first(ratio, w, prm, times_e, src_e, table[0, ..., 0], table[0, ..., 1], with_dt)
     else:
-        dw, dt_sorted = _event_grads(ratio, w, prm, times_e, src_e, t_eval, psi1, psi2, with_dt, ties=k_in == 1)
+        dw, dt_sorted = _event_grads(ratio, w, prm, times_e, src_e, table, with_dt, ties=k_in == 1)
     B = t_flat.shape[0]
     if with_dt:
         # each input spike (finite, <= t_max) is one event: a scatter to distinct slots, the
