@@ -685,8 +685,7 @@ def _spike_adjoints(ratio, t_out, slopes, g, prm: _Params):
         k = used - 1 - i
         t_k = tk[k]
         v = jnp.isfinite(t_k)
-        t = t_k
-        t = jnp.where(v, t, 0.0)
+        t = jnp.where(v, t_k, 0.0)
         gap = jnp.where(vn & v, tn - t, 0.0)
         dec = jnp.where(vn & v, jnp.exp(-gap / tau_m), 0.0)
         if ratio == 2:
@@ -696,15 +695,18 @@ def _spike_adjoints(ratio, t_out, slopes, g, prm: _Params):
         du = jnp.maximum(sk[k], floor)
         nu = jnp.where(v, -(gk[k] - theta / tau_m * H1) / du, 0.0)
         p1, p2 = nu + H1, (nu + H2 if ratio == 2 else H2)
-        row = jnp.stack([jnp.where(v, t_k, jnp.inf), p1, p2, jnp.zeros_like(p1)], axis=-1)
-        return p1, p2, t, v, jax.lax.dynamic_update_index_in_dim(table, row, k, 0)
+        return p1, p2, t, v, jax.lax.dynamic_update_index_in_dim(table, _table_rows(t_k, p1, p2), k, 0)
 
     zero = jnp.zeros(tk.shape[1:], t_out.dtype)
     # slots past the last used one are never read, except the first of them (the empty slot)
     table = jnp.zeros((tk.shape[0] + 1,) + tk.shape[1:] + (4,), t_out.dtype)
     table = jax.lax.fori_loop(0, used, step, (zero, zero, zero, jnp.zeros(zero.shape, bool), table))[4]
-    empty = jnp.zeros(tk.shape[1:] + (4,), t_out.dtype).at[..., 0].set(jnp.inf)
-    return jax.lax.dynamic_update_index_in_dim(table, empty, used, 0)
+    return jax.lax.dynamic_update_index_in_dim(table, _table_rows(jnp.full_like(zero, jnp.inf), zero, zero), used, 0)
+
+
+def _table_rows(t, p1, p2):
+    """Rows (time, psi1, psi2, padding) of the spike table; ``inf`` time where there is no spike."""
+    return jnp.stack([jnp.where(jnp.isfinite(t), t, jnp.inf), p1, p2, jnp.zeros_like(p1)], axis=-1)
 
 
 def _spike_table(t_eval, psi1, psi2):
@@ -713,10 +715,8 @@ def _spike_table(t_eval, psi1, psi2):
     last slot an empty one (``inf``, zeros). A pointer fetch is then one row gather (several times
     cheaper on CPU than three element gathers); slot-major, neighbouring neurons' pointers (mostly
     at similar slots) read neighbouring rows."""
-    K, B, n = t_eval.shape
     pad = lambda a, v: jnp.pad(a, ((0, 1), (0, 0), (0, 0)), constant_values=v)  # noqa: E731
-    return jnp.stack([pad(jnp.where(jnp.isfinite(t_eval), t_eval, jnp.inf), jnp.inf), pad(psi1, 0.0), pad(psi2, 0.0),
-                      jnp.zeros((K + 1, B, n), psi1.dtype)], axis=-1)
+    return _table_rows(pad(t_eval, jnp.inf), pad(psi1, 0.0), pad(psi2, 0.0))
 
 
 def _spike_adjoints_discrete(ratio, t_q, star, imm, slopes, g, prm: _Params, estimator):
