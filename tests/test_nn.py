@@ -128,14 +128,34 @@ def test_dlif_mlp_stacks_layers():
         nn.DLIFDense(3).init(jax.random.key(0), x[0, 0])
 
 
+def test_dlif_init_does_not_compact_silent_inputs(monkeypatch):
+    from jaxsnn import dlif
+
+    x = jnp.zeros((4, 2, 12)).at[..., :3].set(1.0)
+    model = nn.DLIFMLP((5, 3), skip_silent_inputs=True)
+    params = nn.DLIFMLP((5, 3)).init(jax.random.key(1), x)
+
+    compact = dlif._compact
+
+    def no_compaction(x, sizes):
+        if sizes is not None:  # (called with None when nothing is skipped)
+            raise AssertionError("init compacted the inputs")
+        return compact(x, sizes)
+
+    with monkeypatch.context() as m:
+        m.setattr(dlif, "_compact", no_compaction)
+        # init needs only shapes: the same parameters as without skipping, no compaction traced
+        chex.assert_trees_all_equal(model.init(jax.random.key(1), x), params)
+        with pytest.raises(AssertionError, match="compacted"):
+            model.apply(params, x)  # apply does compact
+
+
 def test_dlif_mlp_skip_silent_inputs_changes_nothing_but_speed():
     x = (jax.random.uniform(jax.random.key(4), (6, 3, 40)) < 0.3).astype(jnp.float64)
     x = x.at[..., 10:30].set(0.0)  # silent columns
     kw = dict(beta=0.8, threshold=0.5)
     dense, skip = nn.DLIFMLP((9, 3), layer_kwargs=kw), nn.DLIFMLP((9, 3), layer_kwargs=kw, skip_silent_inputs=True)
     params = dense.init(jax.random.key(5), x)
-    # init skips the compaction (only shapes matter there): the same parameters
-    chex.assert_trees_all_equal(skip.init(jax.random.key(5), x), params)
     loss = lambda m: lambda q: jnp.sum(m.apply(q, x)[1] ** 2)  # noqa: E731
     np.testing.assert_allclose(np.asarray(dense.apply(params, x)[1]), np.asarray(skip.apply(params, x)[1]),
                                rtol=1e-13, atol=1e-13)
