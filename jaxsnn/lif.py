@@ -206,20 +206,21 @@ class _Params(NamedTuple):
 _COMPACT_MIN = 1024  # inputs with more spike slots than this are compacted before sorting
 
 
-def _sort_capped(t, finite, k_in, cap):
-    """Argsort of the finite times of each row, assuming at most ``cap`` per row.
+def _sort_capped(t_flat, t_max, counts, k_in, cap):
+    """Argsort of the spikes ``<= t_max`` of each row, assuming at most ``cap`` per row.
 
-    ``t [B, n_in * k_in]`` holds each input neuron's ``k_in`` slots with the spikes first
-    (sorted, ``inf``-padded). The finite entries are gathered to the front first (position
-    ``p`` belongs to the input neuron whose running spike count passes ``p``: a search in the
-    ``[B, n_in]`` cumulative counts), so the sort works on ``[B, cap]`` instead of ``[B, m]``.
-    Returns ``(times, order)`` padded to ``[B, m]`` with ``inf`` and index 0.
+    ``t_flat [B, n_in * k_in]`` holds each input neuron's ``k_in`` slots with the spikes first
+    (sorted, ``inf``-padded), so the ``counts [B, n_in]`` spikes that count are each neuron's
+    first slots. They are gathered to the front first (position ``p`` belongs to the input
+    neuron whose running count passes ``p``: a search in the cumulative counts), so the sort
+    works on ``[B, cap]`` instead of ``[B, m]``, and nothing of size ``[B, m]`` is written but
+    the result. Returns ``(times, order)`` padded to ``[B, m + 1]`` with ``inf`` and index 0.
     """
-    B, m = t.shape
+    B, m = t_flat.shape
     if cap >= m:
+        t = jnp.where(t_flat <= t_max, t_flat, jnp.inf)
         order = _argsort(t, axis=1).astype(jnp.int32)
-        return jnp.take_along_axis(t, order, axis=1), order
-    counts = jnp.sum(finite.reshape(B, m // k_in, k_in), axis=-1, dtype=jnp.int32)
+        return _pad_events(jnp.take_along_axis(t, order, axis=1), order, m)
     ends = jnp.cumsum(counts, axis=1)
     p = jnp.arange(cap, dtype=jnp.int32)
     j = jax.vmap(lambda e: jnp.searchsorted(e, p, side="right"))(ends).astype(jnp.int32)
@@ -227,41 +228,48 @@ def _sort_capped(t, finite, k_in, cap):
     start = jnp.take_along_axis(ends - counts, j, axis=1)
     src = j * k_in + jnp.clip(p[None, :] - start, 0, k_in - 1)
     valid = p[None, :] < ends[:, -1:]
-    comp_t = jnp.where(valid, jnp.take_along_axis(t, src, axis=1), jnp.inf)
+    comp_t = jnp.where(valid, jnp.take_along_axis(t_flat, src, axis=1), jnp.inf)
     o = _argsort(comp_t, axis=1)
     times = jnp.take_along_axis(comp_t, o, axis=1)
     order = jnp.where(jnp.isfinite(times), jnp.take_along_axis(src, o, axis=1), 0)
-    return (jnp.pad(times, ((0, 0), (0, m - cap)), constant_values=jnp.inf),
-            jnp.pad(order, ((0, 0), (0, m - cap))))
+    return _pad_events(times, order, m)
+
+
+def _pad_events(times, order, m):
+    """Sorted events ``[B, cap]`` padded to ``[B, m + 1]`` (``inf``, index 0): every event then has a
+    successor. One write of the padded arrays (for a sparse layer input ``m`` is large)."""
+    pad = ((0, 0), (0, m + 1 - times.shape[1]))
+    return jnp.pad(times, pad, constant_values=jnp.inf), jnp.pad(order, pad)
 
 
 _TOPK_MAX = 4096  # up to this many slots, the sort of a sparse input is a partial sort (top_k)
 
 
-def _sort_topk(t, finite, k_in, cap):
+def _sort_topk(t_flat, t_max, counts, k_in, cap):
     """:func:`_sort_capped` by a partial sort: the ``cap`` earliest times with their slots
     (``lax.top_k`` is stable: equal times keep the order of their slots)."""
-    B, m = t.shape
-    neg, order = jax.lax.top_k(-t, cap)
+    m = t_flat.shape[1]
+    neg, order = jax.lax.top_k(-jnp.where(t_flat <= t_max, t_flat, jnp.inf), cap)
     times = -neg
     order = jnp.where(jnp.isfinite(times), order, 0).astype(jnp.int32)
-    return (jnp.pad(times, ((0, 0), (0, m - cap)), constant_values=jnp.inf), jnp.pad(order, ((0, 0), (0, m - cap))))
+    return _pad_events(times, order, m)
 
 
 def _events(t_flat, t_max, k_in):
-    """Input spikes of each sample in time order: ``(time [B, E+1], input neuron [B, E+1],
-    order [B, E])``, ``order`` being the flat input slot of each sorted event.
+    """Input spikes of each sample in time order: ``(time [B, E+1], order [B, E+1])``, ``order``
+    being the flat input slot of each sorted event (its input neuron is ``order // k_in``, see
+    :func:`_src`), ``E = n_in * k_in``.
 
-    Spikes after ``t_max`` are dropped (``inf``). One padding event (``inf``) is appended so
-    that every event has a successor. Sparse inputs (e.g. TTFS-coded images with silent pixels,
-    or a multi-spike hidden layer, ``n_in x k_in`` slots, mostly empty) are sorted on the
+    Spikes after ``t_max`` are dropped (``inf``). The events are padded with ``inf`` (slot 0)
+    to ``E + 1``, so that every event has a successor. Nothing downstream passes over all
+    ``E + 1`` columns but the padding. Sparse inputs (e.g. TTFS-coded images with silent
+    pixels, or a multi-spike hidden layer, ``n_in x k_in`` slots, mostly empty) are sorted on the
     largest number of spikes in the batch, rounded up to the next size of a ladder: up to
     :data:`_TOPK_MAX` slots a partial sort (``top_k``) at sizes 128, 192, 256, 384, ...; wider
     inputs are compacted to 1024, 1536, 2048, 3072, ... slots first (``lax.switch`` over the sizes;
     under ``vmap`` with a batched ``t_max`` every size is evaluated).
     """
-    t = jnp.where(t_flat <= t_max, t_flat, jnp.inf)
-    m = t.shape[1]
+    B, m = t_flat.shape
     if m <= _TOPK_MAX:
         ladder = [c for b in (128, 256, 512, 1024, 2048) for c in (b, b + b // 2)]
         sorts = [functools.partial(_sort_topk, k_in=k_in, cap=c) for c in ladder if c < m]
@@ -275,16 +283,17 @@ def _events(t_flat, t_max, k_in):
         sorts = [functools.partial(_sort_capped, k_in=k_in, cap=cp) for cp in caps]
     caps.append(m)
     sorts.append(functools.partial(_sort_capped, k_in=k_in, cap=m))
-    finite = jnp.isfinite(t)
+    # spikes that count, per input neuron (one fused pass over the input)
+    counts = jnp.sum((jnp.isfinite(t_flat) & (t_flat <= t_max)).reshape(B, m // k_in, k_in), axis=-1, dtype=jnp.int32)
     if len(caps) == 1:
-        times, order = sorts[0](t, finite)
-    else:
-        n_fin = jnp.max(jnp.sum(finite, axis=1))
-        branch = jnp.sum(jnp.asarray(caps[:-1]) < n_fin)
-        times, order = jax.lax.switch(branch, sorts, t, finite)
-    times = jnp.pad(times, ((0, 0), (0, 1)), constant_values=jnp.inf)
-    src = jnp.pad(order // k_in, ((0, 0), (0, 1)))
-    return times, src, order
+        return sorts[0](t_flat, t_max, counts)
+    branch = jnp.sum(jnp.asarray(caps[:-1]) < jnp.max(jnp.sum(counts, axis=1)))
+    return jax.lax.switch(branch, sorts, t_flat, t_max, counts)
+
+
+def _src(order, k_in):
+    """Input neuron of each event slot."""
+    return order // k_in if k_in > 1 else order
 
 
 def _crossing(ratio, u, c, span, theta, active):
@@ -496,9 +505,9 @@ def _forward_first(t_flat, w, prm: _Params, ratio, k_in):
     points (square root and logarithm, or Lambert W) are solved once, after the loop.
     """
     B, n = t_flat.shape[0], w.shape[1]
-    times_e, src_e, order = _events(t_flat, prm.t_max, k_in)
+    times_e, order = _events(t_flat, prm.t_max, k_in)
     E = times_e.shape[1] - 1
-    te, se = times_e, src_e  # short names for the loop
+    te, se = times_e, _src(order, k_in)  # short names for the loop
     theta, tau_m = prm.theta, prm.tau_m
     zeros = jnp.zeros((B, n), w.dtype)
     empty = 1.0 if ratio == 2 else 0.0
@@ -546,10 +555,10 @@ def _forward_first(t_flat, w, prm: _Params, ratio, k_in):
     ds, _, slope, _ = _crossing_point(ratio, u_at, c_at, span, theta, tau_m)
     times = jnp.where(fired, anchor + ds, jnp.inf)[..., None]
     slopes = jnp.where(fired, slope, 0.0)[..., None]
-    return times, slopes, times_e, src_e, order, None, None
+    return times, slopes, times_e, order, None, None
 
 
-def _event_cursor(times_e, src_e, ties):
+def _event_cursor(times_e, order, k_in, ties):
     """A pointer into the sorted events ``[B, E+1]`` of every sample: ``(p0, read, move)``.
 
     ``read(p)`` gives each sample's event at the pointer (``time [B]``, ``source [B]``);
@@ -561,9 +570,10 @@ def _event_cursor(times_e, src_e, ties):
     """
     if ties:
         rows = jnp.arange(times_e.shape[0])
-        return jnp.zeros(times_e.shape[:1], jnp.int32), lambda p: (times_e[rows, p], src_e[rows, p]), lambda p, m: p + m
-    times_t, src_t = times_e.T, src_e.T
-    return jnp.int32(0), lambda p: (times_t[p], src_t[p]), lambda p, m: p + 1
+        return (jnp.zeros(times_e.shape[:1], jnp.int32), lambda p: (times_e[rows, p], _src(order[rows, p], k_in)),
+                lambda p, m: p + m)
+    times_t, order_t = times_e.T, order.T
+    return jnp.int32(0), lambda p: (times_t[p], _src(order_t[p], k_in)), lambda p, m: p + 1
 
 
 def _add_rows(read, move, jump, p, here, t_e, c, ties=True):
@@ -598,7 +608,7 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
     B = t_flat.shape[0]
     n = w.shape[1]
     dtype = w.dtype
-    times_e, src_e, order = _events(t_flat, prm.t_max, k_in)
+    times_e, order = _events(t_flat, prm.t_max, k_in)
     theta, tau_m = prm.theta, prm.tau_m
     empty = 1.0 if ratio == 2 else 0.0
     zeros = jnp.zeros((B, n), dtype)
@@ -617,7 +627,10 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
     # value): their events at one time are one step. Spiking layers' times rarely tie, and the
     # check would cost a little on every event.
     ties = k_in == 1
-    p0, read, move = _event_cursor(times_e, src_e, ties)
+    if dt is None and not ties and B * n <= _CHUNK_MAX_NEURONS:
+        s = _walk_chunked(ratio, s0, times_e, order, k_in, jump, theta, tau_m, K)
+        return _finish(ratio, s, prm, times_e, order, K)
+    p0, read, move = _event_cursor(times_e, order, k_in, ties)
 
     def cond(carry):
         p, s = carry
@@ -647,16 +660,85 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
         return p, _fire(ratio, s, theta, tau_m, K, dt)
 
     _, s = jax.lax.while_loop(cond, body, (p0, s0))
-    # the tail: from each neuron's anchor (last event or last spike) to t_max
-    tail = jnp.where(jnp.isfinite(prm.t_max), _span(ratio, prm.t_max, s.anchor, tau_m),
+    return _finish(ratio, s, prm, times_e, order, K)
+
+
+def _finish(ratio, s: _State, prm: _Params, times_e, order, K):
+    """After the last event: each neuron runs on from its anchor (last event or last spike) to
+    ``t_max``; returns :func:`_forward`'s outputs."""
+    B, n = s.u.shape
+    empty = 1.0 if ratio == 2 else 0.0
+    tail = jnp.where(jnp.isfinite(prm.t_max), _span(ratio, prm.t_max, s.anchor, prm.tau_m),
                      0.0 if ratio == 2 else jnp.inf)
     has_events = jnp.isfinite(times_e[:, :1])
     s = s._replace(span=jnp.where(has_events, tail, empty))
-    if dt is not None:
-        s = s._replace(end=jnp.full((B, n), prm.t_max, dtype), blocked=~jnp.broadcast_to(has_events, (B, n)))
-    s = _fire(ratio, s, theta, tau_m, K, dt)
-    star, imm = (None, None) if dt is None else (s.rec[..., 2], s.rec[..., 3] > 0)
-    return s.rec[..., 0], s.rec[..., 1], times_e, src_e, order, star, imm
+    if prm.dt is not None:
+        s = s._replace(end=jnp.full((B, n), prm.t_max, s.u.dtype), blocked=~jnp.broadcast_to(has_events, (B, n)))
+    s = _fire(ratio, s, prm.theta, prm.tau_m, K, prm.dt)
+    star, imm = (None, None) if prm.dt is None else (s.rec[..., 2], s.rec[..., 3] > 0)
+    return s.rec[..., 0], s.rec[..., 1], times_e, order, star, imm
+
+
+# Narrow layers (batch x width at most this many neurons) walk their events in chunks of
+# _CHUNK_EVENTS: in a layer of a few neurons the cost of an event step is the loop's overhead,
+# not its arithmetic, and most of its inter-event intervals hold no spike.
+_CHUNK_MAX_NEURONS = 2048
+_CHUNK_EVENTS = 16
+_CHUNK_EVENTS_BWD = 64
+_CHUNK_MAX_NEURONS_BWD = 2048
+
+
+def _walk_chunked(ratio, s: _State, times_e, order, k_in, jump, theta, tau_m, K):
+    """The event loop of :func:`_forward` (continuous time, one event per step) by chunks.
+
+    Each sample has a pointer to its next event. A round takes the next ``C`` events of every
+    sample and runs the state through them as if no neuron fired (unrolled; the same arithmetic
+    as one event per step), finds the first event after which some neuron of the sample crosses
+    before the next, and applies the events up to it (all ``C`` if none crosses); then the spike
+    loop fires. A sample without a crossing moves ``C`` events per round, one with a crossing up
+    to the crossing: the rounds are about the spiking intervals plus the events over ``C``.
+    """
+    B, n = s.u.shape
+    C = _CHUNK_EVENTS
+    empty = 1.0 if ratio == 2 else 0.0
+    E = times_e.shape[1] - 1  # the last column is padding (inf): reads past the end land there
+    steps = jnp.arange(C + 1, dtype=jnp.int32)
+    rows = jnp.arange(B)
+
+    def cond(carry):
+        p, s = carry
+        return jnp.any(jnp.isfinite(times_e[rows, p])) & jnp.any(s.count < K)
+
+    def run(s, tc, jc, last):
+        """Apply the events ``j <= last`` (``[B]``) of the chunk; the crossings after each."""
+        u, c, anchor, span = s.u, s.c, s.anchor, s.span
+        active = s.count < K
+        crossed = []
+        for j in range(C):
+            t_e, t_next = tc[:, j:j + 1], tc[:, j + 1:j + 2]
+            here = jnp.isfinite(t_e) & (j <= last)[:, None]
+            u1, c1 = _advance(ratio, u, c, span)
+            span1 = jnp.where(jnp.isfinite(t_next),
+                              _span(ratio, jnp.where(jnp.isfinite(t_next), t_next, 0.0), t_e, tau_m), empty)
+            u, c = jnp.where(here, u1, u), jnp.where(here, c1 + jc[:, j], c)
+            anchor = jnp.where(here, t_e, anchor)
+            span = jnp.where(here, span1, span)
+            crossed.append(jnp.any(_crossing(ratio, u, c, span, theta, active & here), axis=1))
+        return s._replace(u=u, c=c, anchor=anchor, span=span), jnp.stack(crossed, axis=1)  # [B, C]
+
+    def body(carry):
+        p, s = carry
+        idx = jnp.minimum(p[:, None] + steps, E)
+        tc = jnp.take_along_axis(times_e, idx, axis=1)  # [B, C + 1]: the chunk and the event after it
+        jc = jump[_src(jnp.take_along_axis(order, idx[:, :C], axis=1), k_in)]  # [B, C, n]
+        n_fin = jnp.sum(jnp.isfinite(tc[:, :C]), axis=1, dtype=jnp.int32)
+        _, crossed = run(s, tc, jc, jnp.full((B,), C, jnp.int32))
+        first = jnp.where(jnp.any(crossed, axis=1), jnp.argmax(crossed, axis=1), C - 1).astype(jnp.int32)
+        last = jnp.minimum(first, n_fin - 1)  # -1: no event left
+        s, _ = run(s, tc, jc, last)
+        return p + last + 1, _fire(ratio, s, theta, tau_m, K)
+
+    return jax.lax.while_loop(cond, body, (jnp.zeros((B,), jnp.int32), s))[1]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -698,10 +780,10 @@ def _spike_adjoints(ratio, t_out, slopes, g, prm: _Params):
         return p1, p2, t, v, jax.lax.dynamic_update_index_in_dim(table, _table_rows(t_k, p1, p2), k, 0)
 
     zero = jnp.zeros(tk.shape[1:], t_out.dtype)
-    # slots past the last used one are never read, except the first of them (the empty slot)
-    table = jnp.zeros((tk.shape[0] + 1,) + tk.shape[1:] + (4,), t_out.dtype)
-    table = jax.lax.fori_loop(0, used, step, (zero, zero, zero, jnp.zeros(zero.shape, bool), table))[4]
-    return jax.lax.dynamic_update_index_in_dim(table, _table_rows(jnp.full_like(zero, jnp.inf), zero, zero), used, 0)
+    # the slots past the last used one stay empty rows (time inf)
+    empty = jnp.asarray([jnp.inf, 0.0, 0.0, 0.0], t_out.dtype)
+    table = jnp.broadcast_to(empty, (tk.shape[0] + 1,) + tk.shape[1:] + (4,))
+    return jax.lax.fori_loop(0, used, step, (zero, zero, zero, jnp.zeros(zero.shape, bool), table))[4]
 
 
 def _table_rows(t, p1, p2):
@@ -769,14 +851,14 @@ def _spike_adjoints_discrete(ratio, t_q, star, imm, slopes, g, prm: _Params, est
     return psi1, psi2, jnp.sum(tau_terms)  # slot-major [K, B, n]
 
 
-def _event_grads_first(ratio, w, prm, times_e, src_e, t_out, nu, with_dt=True):
+def _event_grads_first(ratio, w, prm, times_e, order, k_in, t_out, nu, with_dt=True):
     """:func:`_event_grads` for one spike per neuron (suffix sums ``psi1 = nu``, ``psi2 = nu``
     for ``r = 2`` and 0 for ``r = 1``): every event before a neuron's spike contributes, and
     the loop body needs no inner loop. ``t_out`` and ``nu`` are ``[B, n]``."""
     B, n = t_out.shape
     E = times_e.shape[1] - 1
     tau_m = prm.tau_m
-    te, se = times_e, src_e
+    te, se = times_e, _src(order, k_in)
     tk, q = t_out, nu
 
     def sub_step(j, dw, dt):
@@ -808,10 +890,19 @@ def _event_grads_first(ratio, w, prm, times_e, src_e, t_out, nu, with_dt=True):
 
     init = (jnp.int32(0), jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
     _, dw, dt = jax.lax.while_loop(cond, body, init)
-    return dw, dt
+    return dw, _unsort(dt, times_e, order) if with_dt else None
 
 
-def _event_grads(ratio, w, prm, times_e, src_e, table, with_dt=True, ties=False):
+def _unsort(dt_sorted, times_e, order):
+    """Input-time gradients from event order ``[B, E]`` back to the input slots ``[B, E]``: each
+    input spike (finite, ``<= t_max``) is one event, so a scatter to distinct slots, the padding
+    events dropped (twice as fast as a scatter-add of every padded event)."""
+    B, E = dt_sorted.shape
+    slots = jnp.where(jnp.isfinite(times_e[:, :-1]), order[:, :-1], E)
+    return jnp.zeros_like(dt_sorted).at[jnp.arange(B)[:, None], slots].set(dt_sorted, mode="drop", unique_indices=True)
+
+
+def _event_grads(ratio, w, prm, times_e, order, k_in, table, with_dt=True, ties=False):
     """Walk the events once; at each, the suffix sums over the spikes after it give
     ``dF/dw`` (summed into ``dw``) and ``dF/dt_in`` for that event.
 
@@ -829,7 +920,7 @@ def _event_grads(ratio, w, prm, times_e, src_e, table, with_dt=True, ties=False)
     table = table.reshape(K1 * B * n, 4)  # the empty slot needs no bounds check
     base = jnp.arange(B * n, dtype=jnp.int32).reshape(B, n)
     dims = jax.lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,))
-    p0, read, move = _event_cursor(times_e, src_e, ties)
+    p0, read, move = _event_cursor(times_e, order, k_in, ties)
     rows = jnp.arange(B)
 
     def fetch(k):  # k <= K: a pointer only moves past finite times
@@ -866,14 +957,7 @@ def _event_grads(ratio, w, prm, times_e, src_e, table, with_dt=True, ties=False)
         live = jnp.isfinite(tk) & jnp.isfinite(t_e)
         gap = jnp.where(live, tk - t_e, 0.0)
         d = jnp.where(live, jnp.exp(-gap / tau_m), 0.0)
-        if ratio == 2:
-            p_m, p_s = d * q1, d * d * q2  # e^{-s/tau_s} = (e^{-s/tau_m})^2
-            g_w = tau_m * (p_m - p_s)  # kappa(s) = tau_m (e^{-s/tau_m} - e^{-s/tau_s})
-            g_t = p_m - 2.0 * p_s  # -kappa'(s) / w
-        else:
-            p_, q = d * q1, d * (q2 + gap * q1)
-            g_w = q  # kappa(s) = s e^{-s/tau}
-            g_t = q / tau_m - p_  # -kappa'(s) / w = -(1 - s/tau) e^{-s/tau}
+        g_w, g_t = _kernel_terms(ratio, d, gap, q1, q2, tau_m)
         here = jnp.isfinite(t_e[:, 0])
         dw, dt = add(p, here, g_w, g_t, dw, dt)
         p = move(p, here)
@@ -892,7 +976,73 @@ def _event_grads(ratio, w, prm, times_e, src_e, table, with_dt=True, ties=False)
     k0 = jnp.zeros((B, n), jnp.int32)
     init = (p0, k0, first, jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
     _, _, _, dw, dt_sorted = jax.lax.while_loop(cond, body, init)
-    return dw, dt_sorted
+    return dw, _unsort(dt_sorted, times_e, order) if with_dt else None
+
+
+def _event_grads_chunked(ratio, w, prm, times_e, order, k_in, table, with_dt=True):
+    """:func:`_event_grads` for narrow layers: the events in chunks of ``C``, each chunk at once.
+
+    For every event of the chunk and every neuron, the first spike after the event is found by
+    a binary search over the neuron's spike slots (the table's times are ascending, ``inf``
+    after the last spike), and its suffix sums give the event's terms exactly as in the walk;
+    the weight rows of the whole chunk are one scatter-add, and the input-time gradients go
+    straight to the input slots. No pointers carried from event to event, so no inner loop.
+    """
+    K1, B, n, _ = table.shape
+    E = times_e.shape[1] - 1  # the last column is padding (inf): reads past the end land there
+    C = _CHUNK_EVENTS_BWD
+    tau_m = prm.tau_m
+    t_col = table[..., 0].reshape(-1)
+    rows_tab = table.reshape(K1 * B * n, 4)
+    base = (jnp.arange(B, dtype=jnp.int32)[:, None, None] * n + jnp.arange(n, dtype=jnp.int32))  # [B, 1, n]
+    steps = jnp.arange(C, dtype=jnp.int32)
+    rows = jnp.arange(B)[:, None]
+    halves = [1 << i for i in reversed(range(K1.bit_length()))]
+
+    def cond(carry):
+        s = carry[0]
+        return (s < E) & jnp.any(jnp.isfinite(times_e[:, jnp.minimum(s, E)]))
+
+    def body(carry):
+        s, dw, dt = carry
+        idx = jnp.minimum(s + steps, E)
+        t_e, o_e = times_e[:, idx], order[:, idx]  # [B, C]
+        src = _src(o_e, k_in)
+        here = jnp.isfinite(t_e)
+        # number of spikes at or before the event (spikes at t_e were caused before it): the
+        # slot of the first spike after it; padding events look at slot 0 and count nothing
+        x = jnp.where(here, t_e, -jnp.inf)[:, :, None]
+        k = jnp.zeros((B, C, n), jnp.int32)
+        for h in halves:
+            cand = jnp.minimum(k + h, K1)
+            k = jnp.where(t_col[(cand - 1) * (B * n) + base] <= x, cand, k)
+        cur = rows_tab[k * (B * n) + base]  # [B, C, n, 4]
+        tk, q1, q2 = cur[..., 0], cur[..., 1], cur[..., 2]
+        live = jnp.isfinite(tk) & here[:, :, None]
+        gap = jnp.where(live, tk - x, 0.0)
+        d = jnp.where(live, jnp.exp(-gap / tau_m), 0.0)
+        g_w, g_t = _kernel_terms(ratio, d, gap, q1, q2, tau_m)
+        dw = dw.at[src.reshape(-1)].add(g_w.reshape(B * C, n))  # padding events add zeros
+        if with_dt:
+            slots = jnp.where(here, o_e, E)  # padding: out of bounds, dropped
+            dt = dt.at[rows, slots].set(jnp.sum(w[src] * g_t, axis=-1), mode="drop", unique_indices=True)
+        return s + C, dw, dt
+
+    init = (jnp.int32(0), jnp.zeros_like(w), jnp.zeros((B, E) if with_dt else (0, 0), w.dtype))
+    _, dw, dt = jax.lax.while_loop(cond, body, init)
+    return dw, dt if with_dt else None
+
+
+def _kernel_terms(ratio, d, gap, q1, q2, tau_m):
+    """An event's terms from the suffix sums ``(q1, q2)`` of the first spike after it, at ``gap``
+    before that spike (``d = exp(-gap/tau_m)``): ``(dF/dw, dF/dt_in / w)`` summed over the
+    neuron's later spikes."""
+    if ratio == 2:
+        p_m, p_s = d * q1, d * d * q2  # e^{-s/tau_s} = (e^{-s/tau_m})^2
+        g_w = tau_m * (p_m - p_s)  # kappa(s) = tau_m (e^{-s/tau_m} - e^{-s/tau_s})
+        return g_w, p_m - 2.0 * p_s  # -kappa'(s) / w
+    p_, q = d * q1, d * (q2 + gap * q1)
+    return q, q / tau_m - p_  # kappa(s) = s e^{-s/tau}; -kappa'(s) / w = -(1 - s/tau) e^{-s/tau}
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8, 9))
@@ -907,14 +1057,14 @@ def _spike_times_fwd(t_flat, w, tau_syn, theta, t_max, dt, ratio, k_in, K, estim
     with_dt = t_flat.perturbed or tau_syn.perturbed
     t_flat, w, tau_syn, theta, t_max, dt = (a.value for a in (t_flat, w, tau_syn, theta, t_max, dt))
     prm = _Params(tau_syn, ratio * tau_syn, theta, t_max, None if estimator is None else dt)
-    t_out, slopes, times_e, src_e, order, star, imm = _forward(t_flat, w, prm, ratio, k_in, K)
+    t_out, slopes, times_e, order, star, imm = _forward(t_flat, w, prm, ratio, k_in, K)
     # the flag travels in the residuals' structure (None: skip), so the backward pass sees it statically
     marker = jnp.zeros(()) if with_dt else None
-    return t_out, (t_flat, w, prm, t_out, slopes, times_e, src_e, order, star, imm, dt, marker)
+    return t_out, (t_flat, w, prm, t_out, slopes, times_e, order, star, imm, dt, marker)
 
 
 def _spike_times_bwd(ratio, k_in, K, estimator, res, g):
-    t_flat, w, prm, t_out, slopes, times_e, src_e, order, star, imm, dt_step, marker = res
+    t_flat, w, prm, t_out, slopes, times_e, order, star, imm, dt_step, marker = res
     with_dt = marker is not None
     if isinstance(g, jax.custom_derivatives.SymbolicZero):  # the output is not used
         g = jnp.zeros(g.shape, g.dtype)
@@ -924,18 +1074,14 @@ def _spike_times_bwd(ratio, k_in, K, estimator, res, g):
     else:
         psi1, psi2, gt = _spike_adjoints_discrete(ratio, t_out, star, imm, slopes, g, prm, estimator)
         table = _spike_table(jnp.moveaxis(star, -1, 0), psi1, psi2)  # kernels evaluated at the crossings
+    B, n = t_out.shape[:2]
     if K == 1 and estimator is None:
-        dw, dt_sorted = _event_grads_first(ratio, w, prm, times_e, src_e, table[0, ..., 0], table[0, ..., 1], with_dt)
+        dw, dt = _event_grads_first(ratio, w, prm, times_e, order, k_in, table[0, ..., 0], table[0, ..., 1], with_dt)
+    elif B * n <= _CHUNK_MAX_NEURONS_BWD:
+        dw, dt = _event_grads_chunked(ratio, w, prm, times_e, order, k_in, table, with_dt)
     else:
-        dw, dt_sorted = _event_grads(ratio, w, prm, times_e, src_e, table, with_dt, ties=k_in == 1)
-    B = t_flat.shape[0]
-    if with_dt:
-        # each input spike (finite, <= t_max) is one event: a scatter to distinct slots, the
-        # padding events dropped (twice as fast as a scatter-add of every padded event)
-        event = jnp.isfinite(times_e[:, :-1])
-        slots = jnp.where(event, order, t_flat.shape[1])
-        dt = jnp.zeros_like(t_flat).at[jnp.arange(B)[:, None], slots].set(dt_sorted, mode="drop", unique_indices=True)
-    else:
+        dw, dt = _event_grads(ratio, w, prm, times_e, order, k_in, table, with_dt, ties=k_in == 1)
+    if dt is None:
         dt = jnp.zeros_like(t_flat)
     # Scale invariances (exact for these formulas, see the module docstring):
     #   (w, theta) -> c (w, theta) leaves spikes unchanged: theta_n dT/dtheta_n = -sum_j w_jn dT/dw_jn

@@ -13,6 +13,19 @@ from jaxsnn import lif
 from oracles import fast_and_deep_first_spike, lif_spikes_ode
 
 
+@pytest.fixture(params=["chunks", "walk"])
+def event_path(request, monkeypatch):
+    """Run a test on both event paths: narrow layers walk their events in chunks (here of 3
+    events forward and 2 backward, so that every case spans several chunks), wide ones one
+    event per step."""
+    wide = request.param == "walk"
+    monkeypatch.setattr(lif, "_CHUNK_MAX_NEURONS", 0 if wide else 10**9)
+    monkeypatch.setattr(lif, "_CHUNK_MAX_NEURONS_BWD", 0 if wide else 10**9)
+    monkeypatch.setattr(lif, "_CHUNK_EVENTS", 3)
+    monkeypatch.setattr(lif, "_CHUNK_EVENTS_BWD", 2)
+    return request.param
+
+
 def random_case(rng, n_in=6, k_in=2, n_out=4, batch=2, mean=0.5, std=1.0, p_silent=0.2):
     t = rng.uniform(0.0, 1.0, (batch, n_in, k_in))
     t[rng.random(t.shape) < p_silent] = np.inf
@@ -56,7 +69,7 @@ def test_worked_example():
 
 @pytest.mark.parametrize("ratio", [2, 1])
 @pytest.mark.parametrize("max_spikes", [1, 6])
-def test_matches_ode(ratio, max_spikes):
+def test_matches_ode(ratio, max_spikes, event_path):
     rng = np.random.default_rng(10 * ratio + max_spikes)
     t, w = random_case(rng)  # mixed signs: excitatory and inhibitory
     kw = dict(tau_syn=0.3, ratio=ratio, theta=np.array([0.4, 0.5, 0.3, 0.45]), max_spikes=max_spikes, t_max=2.0)
@@ -69,7 +82,7 @@ def test_matches_ode(ratio, max_spikes):
 
 
 @pytest.mark.parametrize("ratio", [2, 1])
-def test_many_spikes_between_events_and_tail(ratio):
+def test_many_spikes_between_events_and_tail(ratio, event_path):
     # strong input, long tail after the last event: several spikes per interval, up to t_max
     t = np.array([[[0.0], [0.05]]])
     w = np.array([[3.0], [-0.5]])
@@ -106,7 +119,7 @@ def test_t_max_and_late_inputs():
     assert np.all(np.isinf(silent))
 
 
-def test_chained_layers_match_ode():
+def test_chained_layers_match_ode(event_path):
     rng = np.random.default_rng(7)
     t, w1 = random_case(rng, n_in=5, k_in=1, n_out=4, batch=1, mean=2.0, std=0.5)
     w2 = rng.normal(0.6, 0.8, (4, 3))
@@ -136,7 +149,7 @@ def central_fd(f, x, eps=1e-6):
 
 @pytest.mark.parametrize("ratio", [2, 1])
 @pytest.mark.parametrize("max_spikes", [1, 5])
-def test_gradients_match_finite_differences(ratio, max_spikes):
+def test_gradients_match_finite_differences(ratio, max_spikes, event_path):
     rng = np.random.default_rng(100 + 10 * ratio + max_spikes)
     t, w = random_case(rng, n_in=5, k_in=2, n_out=3, mean=0.6)
     c = rng.normal(size=(2, 3, max_spikes))
@@ -164,7 +177,7 @@ def test_gradients_match_finite_differences(ratio, max_spikes):
 
 
 @pytest.mark.parametrize("ratio", [2, 1])
-def test_backward_walk_with_uneven_events_and_full_buffers(ratio):
+def test_backward_walk_with_uneven_events_and_full_buffers(ratio, event_path):
     # Sample 0 runs out of events long before sample 1 (the walk goes on for sample 1 with no
     # event for sample 0). Neuron 0 fills its 2-spike buffer before the later events, so its
     # pointer reaches the empty slot after its last spike while events remain.
@@ -185,6 +198,36 @@ def test_backward_walk_with_uneven_events_and_full_buffers(ratio):
     g_t, g_w = jax.grad(loss, argnums=(0, 1))(jnp.asarray(t), jnp.asarray(w))
     np.testing.assert_allclose(g_t, central_fd(lambda x: loss(x, w), t), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(g_w, central_fd(lambda x: loss(t, x), w), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("ratio", [2, 1])
+@pytest.mark.parametrize("k_in", [1, 4])
+def test_chunked_event_paths_equal_the_event_walk(ratio, k_in, monkeypatch):
+    # a narrow layer with many events per sample (more than a chunk, ties for k_in = 1): the
+    # chunked forward and backward give the walk's spikes and gradients, for chunks of several
+    # sizes (a crossing then falls at any position of a chunk, or right at its end)
+    rng = np.random.default_rng(40 + 10 * ratio + k_in)
+    t, w = random_case(rng, n_in=60 // k_in, k_in=k_in, n_out=5, batch=3, mean=0.5, std=0.6, p_silent=0.1)
+    t = np.sort(np.round(t, 2), axis=-1)  # ties
+    kw = dict(tau_syn=0.1, threshold=0.3, tau_ratio=ratio, max_spikes=6, t_max=1.2)
+    c = rng.normal(size=(3, 5, 6))
+
+    def run(limit, fwd, bwd):
+        for name, v in (("_CHUNK_MAX_NEURONS", limit), ("_CHUNK_MAX_NEURONS_BWD", limit),
+                        ("_CHUNK_EVENTS", fwd), ("_CHUNK_EVENTS_BWD", bwd)):
+            monkeypatch.setattr(lif, name, v)
+        loss = lambda t, w: jnp.sum(jnp.where(jnp.isfinite(o := lif.spike_times(t, w, **kw)), o * c, 0.0))  # noqa: E731
+        out = jax.jit(lambda t, w: lif.spike_times(t, w, **kw))(t, w)
+        return np.asarray(out), [np.asarray(g) for g in jax.jit(jax.grad(loss, argnums=(0, 1)))(t, w)]
+
+    ref, ref_g = run(0, 16, 64)
+    assert np.isfinite(ref).sum() >= 20 and np.isfinite(ref).sum(-1).max() >= 3
+    for fwd, bwd in ((1, 1), (4, 3), (7, 64), (16, 5)):
+        out, g = run(10**9, fwd, bwd)
+        np.testing.assert_allclose(out, ref, rtol=0, atol=1e-12)
+        for a, b in zip(g, ref_g):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert_matches_ode(out, t, w, tau_syn=0.1, ratio=ratio, theta=0.3, max_spikes=6, t_max=1.2)
 
 
 @pytest.mark.parametrize("max_spikes", [1, 4])
@@ -435,7 +478,7 @@ def test_event_sort_ladder_equals_the_full_stable_sort(n_spikes):
     t = np.full((4, 784), np.inf)
     for b in range(4):
         t[b, rng.choice(784, n_spikes - b, replace=False)] = rng.integers(0, 20, n_spikes - b) / 200.0
-    times, src, order = jax.jit(lif._events, static_argnums=2)(jnp.asarray(t), jnp.inf, 1)
+    times, order = jax.jit(lif._events, static_argnums=2)(jnp.asarray(t), jnp.inf, 1)
     ref = np.asarray(_argsort(jnp.asarray(t), axis=1))
     k = np.isfinite(t).sum(1)
     for b in range(4):
@@ -444,10 +487,12 @@ def test_event_sort_ladder_equals_the_full_stable_sort(n_spikes):
         assert np.all(np.isinf(np.asarray(times)[b, k[b]:]))
 
 
+@pytest.mark.parametrize("t_max", [np.inf, 0.3])
 @pytest.mark.parametrize("n_spikes", [100, 1300, 2000, 4500])
-def test_compacted_event_sort_ladder_equals_the_full_stable_sort(n_spikes):
+def test_compacted_event_sort_ladder_equals_the_full_stable_sort(n_spikes, t_max):
     # 600 inputs x 8 slots (> 4096): the spikes are compacted to the next rung of 1024, 1536,
-    # 2048, 3072, 4096 slots before sorting (4500 spikes: the full sort); ties included
+    # 2048, 3072, 4096 slots before sorting (4500 spikes: the full sort); ties included; spikes
+    # after t_max (each input's last slots) do not count
     from jaxsnn.srm import _argsort
 
     rng = np.random.default_rng(n_spikes)
@@ -458,12 +503,14 @@ def test_compacted_event_sort_ladder_equals_the_full_stable_sort(n_spikes):
         for i in np.nonzero(cnt)[0]:
             t[b, i, :cnt[i]] = np.sort(rng.integers(0, 400, cnt[i]) / 1000.0)
     flat = t.reshape(3, -1)
-    times, src, order = jax.jit(lif._events, static_argnums=2)(jnp.asarray(flat), jnp.inf, 8)
-    ref = np.asarray(_argsort(jnp.asarray(flat), axis=1))
-    k = np.isfinite(flat).sum(1)
+    times, order = jax.jit(lif._events, static_argnums=2)(jnp.asarray(flat), t_max, 8)
+    kept = np.where(flat <= t_max, flat, np.inf)
+    ref = np.asarray(_argsort(jnp.asarray(kept), axis=1))
+    k = np.isfinite(kept).sum(1)
+    assert times.shape == order.shape == (3, flat.shape[1] + 1)
     for b in range(3):
         np.testing.assert_array_equal(np.asarray(order)[b, :k[b]], ref[b, :k[b]])
-        np.testing.assert_array_equal(np.asarray(src)[b, :k[b]], ref[b, :k[b]] // 8)
+        np.testing.assert_array_equal(np.asarray(lif._src(order, 8))[b, :k[b]], ref[b, :k[b]] // 8)
         np.testing.assert_array_equal(np.asarray(times)[b, :k[b]], flat[b, ref[b, :k[b]]])
         assert np.all(np.isinf(np.asarray(times)[b, k[b]:]))
 
