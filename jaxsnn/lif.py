@@ -41,6 +41,10 @@ first crossing ends its part, so that loop has no inner loop at all: each neuron
 frozen at the event after which it crosses, and the crossings are solved once, after the loop.
 That loop also stops as soon as every neuron of every sample has fired (the later events cannot
 change a first spike), and its backward walk stops at the last spike of each sample.
+Narrow layers (a few neurons, many input events: an output layer) walk the events in chunks
+instead: a round runs each sample's next events, unrolled, up to the first one after which some
+neuron crosses, and the backward pass takes a chunk of events at once (a binary search finds
+each neuron's first spike after each event), so a step of the loop is no longer one event.
 Sparse inputs are sorted by a partial sort on the largest number of spikes in the batch.
 
 Exact gradients (implicit function theorem). Spike ``m`` of a neuron satisfies
@@ -441,7 +445,8 @@ def _fire_loop(ratio, p: _State, cross, pos, theta, tau_m, K, dt):
 # small array, when there are at least this many neurons (batch x layer width); at most
 # 1/_FIRE_COMPACT_SHARE of the blocks per round.
 _FIRE_COMPACT_MIN = 4096
-_FIRE_COMPACT_SHARE = 8
+_FIRE_COMPACT_SHARE = 16
+_FIRE_BLOCKS = (16, 8, 4)  # the block size: the first that divides the layer width
 
 
 def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
@@ -461,7 +466,7 @@ def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
     """
     B, n = p.u.shape
     cross = _detect(ratio, p, theta, K)
-    S = next((b for b in (16, 8, 4) if n % b == 0), 0)
+    S = next((b for b in _FIRE_BLOCKS if n % b == 0), 0)
     if B * n < _FIRE_COMPACT_MIN or not S:
         pos = jnp.arange(B * n, dtype=jnp.int32).reshape(B, n)
         return _fire_loop(ratio, p, cross, pos, theta, tau_m, K, dt)
@@ -680,12 +685,13 @@ def _finish(ratio, s: _State, prm: _Params, times_e, order, K):
 
 
 # Narrow layers (batch x width at most this many neurons) walk their events in chunks of
-# _CHUNK_EVENTS: in a layer of a few neurons the cost of an event step is the loop's overhead,
-# not its arithmetic, and most of its inter-event intervals hold no spike.
+# _CHUNK_EVENTS forward and _CHUNK_EVENTS_BWD backward: in a layer of a few neurons the cost of
+# an event step is the loop's overhead, not its arithmetic, and most of its inter-event
+# intervals hold no spike. (Two limits, so that tests can run either path on its own.)
 _CHUNK_MAX_NEURONS = 2048
+_CHUNK_MAX_NEURONS_BWD = 2048
 _CHUNK_EVENTS = 16
 _CHUNK_EVENTS_BWD = 64
-_CHUNK_MAX_NEURONS_BWD = 2048
 
 
 def _walk_chunked(ratio, s: _State, times_e, order, k_in, jump, theta, tau_m, K):
