@@ -9,6 +9,12 @@ step of the 784-800-10 LIF network against the same-topology ReLU MLP, in one ru
   loss, and of the single-spike network (thresholds 0.7/2.0, TTFS cross-entropy), against the
   784-800-10 ReLU MLP with softmax cross-entropy. One MNIST epoch is 1200 such steps; the
   ratio of step times is the ratio of epoch times.
+* The multi-spike step again, data-parallel over ``--devices`` CPU devices (default: one per
+  core; ``jaxsnn.train.train_step`` with a mesh, as ``fit(..., mesh=...)`` runs it): each device
+  runs the event loops of its share of the batch as its own program. XLA:CPU runs one device's
+  event loops on one core, while the MLP's matrix products already use every core; the
+  reference stays the one-device MLP step, which is faster than the MLP split the same way
+  (recorded as ``mlp_data_parallel_ms``). The other rows run on one device.
 
 * Peer: the 784-350-10 single-spike training step (every one of the 784 inputs spikes once,
   uniform in the 0.1 s window; thresholds 0.7/2.0, t_max 1.0, TTFS cross-entropy, Adam) in
@@ -23,7 +29,7 @@ alone. Times are medians of ``--repeat`` calls (the reference's of 5x as many), 
 alternating rounds of LIF and reference calls; minima are recorded too.
 
     python benchmarks/bench_lif.py --data-dir ../shared/data [--out results/bench_lif.json] \
-        [--peer-python /work/venv-peer/bin/python --peer-seconds 900]
+        [--peer-python /work/venv-peer/bin/python --peer-seconds 900] [--devices 2]
 """
 
 from __future__ import annotations
@@ -39,11 +45,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiments"))
 
-from jaxsnn import data, lif  # noqa: E402
+from jaxsnn import data, lif, train  # noqa: E402
 import mnist_lif  # noqa: E402
 from timing import KEEP_FREED_MEMORY, interleaved_timings, keep_freed_memory, timeit  # noqa: E402
 
@@ -92,9 +99,13 @@ def main(argv=None):
     p.add_argument("--peer-seconds", type=float, default=900.0, help="time budget of the peer benchmark")
     p.add_argument("--malloc", choices=("default", "keep"), default="keep",
                    help="keep: re-run this process (and the peer's) with timing.KEEP_FREED_MEMORY")
+    p.add_argument("--devices", type=int, default=os.cpu_count() or 1,
+                   help="CPU devices of the data-parallel training-step row (jaxsnn.train.use_cpu_devices)")
     args = p.parse_args(argv)
     if args.malloc == "keep" and argv is None:
         keep_freed_memory()
+    if not train.use_cpu_devices(args.devices):
+        print(f"JAX already started: {jax.device_count()} device(s)", file=sys.stderr)
     t, y = inputs(args.data_dir, args.batch)
     B = args.batch
     key = jax.random.PRNGKey(0)
@@ -147,6 +158,33 @@ def main(argv=None):
         rows[-1]["epoch_seconds_estimate"] = rows[-1]["lif_ms"] * 1e-3 * 60000 / B
         rows[-1]["reference_epoch_seconds_estimate"] = rows[-1]["reference_ms"] * 1e-3 * 60000 / B
 
+    # data-parallel training step (jaxsnn.train.train_step with a mesh: each device runs its share
+    # of the batch as its own program) against the same for the MLP and the one-device MLP step
+    n_dev = jax.device_count()
+    if n_dev > 1 and B % n_dev == 0:
+        mesh = train.make_mesh()
+        hp = dict(lr=jnp.asarray(1e-3))
+
+        def task(init, loss_fn):
+            return train.Task(lambda k, h: init, lambda p, b, k, h: (loss_fn(p, *b), {}), lambda h: optax.adam(h["lr"]))
+
+        def dp_step(tk):
+            return jax.jit(lambda s, b: train.train_step(tk, s, b, hp, mesh)[0])
+
+        batch_place = NamedSharding(mesh, P(mesh.axis_names[0]))
+        xb = jax.device_put(jnp.asarray(t), batch_place), jax.device_put(yb, batch_place)
+        xd = jax.device_put(x_dense, batch_place), jax.device_put(yb, batch_place)
+        lif_task = task(multi.init(key, jnp.asarray(t)), multi_loss)
+        mlp_task = task(mlp_params, mlp_loss)
+        mlp_dp_s = timeit(dp_step(mlp_task), (train.init_state(mlp_task, hp, 0), xd), 5 * args.repeat)
+        row(f"train step 784-800-10 multi-spike (30/30), {n_dev} CPU devices", dp_step(lif_task), mlp_step,
+            (train.init_state(lif_task, hp, 0), xb), (mlp_params, mlp_state, x_dense, yb),
+            dict(devices=n_dev, reference="one-device MLP step (faster than the MLP split over the devices)",
+                 mlp_data_parallel_ms=1e3 * mlp_dp_s))
+        rows[-1]["epoch_seconds_estimate"] = rows[-1]["lif_ms"] * 1e-3 * 60000 / B
+        rows[-1]["reference_epoch_seconds_estimate"] = rows[-1]["reference_ms"] * 1e-3 * 60000 / B
+        print(f"  (MLP step split over the {n_dev} devices: {1e3 * mlp_dp_s:.2f} ms)", flush=True)
+
     # 784-350-10 single-spike step, the peer comparison
     peer_model = nn.LIFMLP((350, 10), thresholds=(0.7, 2.0), max_spikes=(1, 1),
                            layer_kwargs=dict(tau_syn=TAU, t_max=1.0, weight_low=0.0, weight_high=1.0))
@@ -179,7 +217,7 @@ def main(argv=None):
               f"largest that ran {peer['largest_batch_ran']}); jaxsnn lif: {best_ours:.1f} samples/s -> "
               f"{peer['speedup_per_sample']:.0f}x faster per sample", flush=True)
 
-    out = dict(batch=B, rows=rows, single_spike_784_350_10=ours, pypi_jaxsnn_0_3_0=peer, machine=dict(processor=platform.processor(), cpus=jax.device_count(),
+    out = dict(batch=B, rows=rows, single_spike_784_350_10=ours, pypi_jaxsnn_0_3_0=peer, machine=dict(processor=platform.processor(), cpus=os.cpu_count(), devices=jax.device_count(),
                                                 backend=jax.default_backend(), jax=jax.__version__),
                malloc=KEEP_FREED_MEMORY if args.malloc == "keep" and argv is None else "default",
                command="python benchmarks/bench_lif.py " + " ".join(sys.argv[1:] if argv is None else argv))

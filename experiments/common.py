@@ -35,7 +35,26 @@ def parser(description: str, *, dataset: str, epochs: int, out: str, models=("sr
     p.add_argument("--data-dir", default=None,
                    help="folder with the dataset files (default: $JAXSNN_DATA_DIR or ~/.cache/jaxsnn)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--devices", type=int, default=None, action=_CPUDevices,
+                   help="split the CPU into this many JAX devices (e.g. one per core): one seed trains data-parallel "
+                        "(each batch split over them), several seeds sweep-parallel; default: JAX's devices")
     return p
+
+
+class _CPUDevices(argparse.Action):
+    """``--devices N``: :func:`jaxsnn.train.use_cpu_devices` while the arguments are parsed (before JAX runs)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values < 1:
+            parser.error(f"--devices must be positive, got {values}")
+        if not train.use_cpu_devices(values):
+            print(f"--devices {values}: JAX has already started; keeping {jax.device_count()} device(s)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def mesh_or_none():
+    """A mesh over all devices when there are several (see ``--devices``), else ``None``."""
+    return train.make_mesh() if jax.device_count() > 1 else None
 
 
 def command(script: str, argv) -> str:
@@ -58,9 +77,10 @@ def run_seeds(task, train_data, eval_data, hparams: dict, args, *, batch_size: i
               eval_batch_size: int = 1000, epoch_in_jit: bool = True, callback=None):
     """Train ``task`` once per seed of ``args.seeds``.
 
-    One seed: :func:`jaxsnn.train.fit` (checkpoint and ``metrics.jsonl`` in ``out``). Several:
-    :func:`jaxsnn.train.sweep` over the seeds as one vmapped program (checkpoint in ``out``),
-    split over the devices when there are several (see :func:`jaxsnn.train.use_cpu_devices`).
+    One seed: :func:`jaxsnn.train.fit` (checkpoint and ``metrics.jsonl`` in ``out``), data-parallel
+    over the devices when there are several. Several: :func:`jaxsnn.train.sweep` over the seeds
+    as one vmapped program (checkpoint in ``out``), split over the devices when there are
+    several (``--devices``, :func:`jaxsnn.train.use_cpu_devices`).
     Returns a list of ``dict(seed, history, params)`` (history: one dict per epoch).
     ``callback`` (one seed only) is passed to :func:`jaxsnn.train.fit`.
     """
@@ -70,13 +90,13 @@ def run_seeds(task, train_data, eval_data, hparams: dict, args, *, batch_size: i
     if len(args.seeds) == 1:
         run = train.fit(task, train_data, hparams, seed=args.seeds[0], epochs=args.epochs, batch_size=batch_size,
                         eval_data=eval_data, eval_batch_size=eval_batch_size, epoch_in_jit=epoch_in_jit,
-                        out=out, progress=progress, callback=callback)
+                        mesh=mesh_or_none(), out=out, progress=progress, callback=callback)
         return [dict(seed=args.seeds[0], history=run.history, params=run.state.params)]
     configs = {"seed": np.asarray(args.seeds)}
     configs.update({k: np.full(len(args.seeds), v) for k, v in hparams.items()})
     res = train.sweep(task, train_data, configs, epochs=args.epochs, batch_size=batch_size, eval_data=eval_data,
                       eval_batch_size=eval_batch_size, out=out, progress=progress,
-                      mesh=train.make_mesh() if jax.device_count() > 1 else None)
+                      mesh=mesh_or_none())
     runs = []
     for i, seed in enumerate(args.seeds):
         hist = [dict(epoch=e + 1, **{k: float(v[i, e]) for k, v in res.history.items()}) for e in range(args.epochs)]
@@ -94,17 +114,12 @@ class ValidationBest:
     def __init__(self, task, val_data, hparams, out, *, metric="acc", batch_size=1000):
         self.out = pathlib.Path(out)
         self.keep = train.KeepBest("val_" + metric, path=self.out / "best_params.msgpack")
-        self.data, self.hp, self.batch_size = val_data, hparams, batch_size
-        self._eval = jax.jit(task.evaluate)
+        self.data, self.hp = val_data, hparams
+        mesh = mesh_or_none()
+        self._eval = jax.jit(lambda p, d, h: train.evaluate(task, p, d, h, batch_size=batch_size, mesh=mesh))
 
     def __call__(self, state, record):
-        n = len(jax.tree.leaves(self.data)[0])
-        parts, sizes = [], []
-        for i in range(0, n, self.batch_size):
-            batch = jax.tree.map(lambda a: a[i:i + self.batch_size], self.data)
-            parts.append(jax.device_get(self._eval(state.params, batch, self.hp)))
-            sizes.append(len(jax.tree.leaves(batch)[0]))
-        val = {f"val_{k}": float(np.average([p[k] for p in parts], weights=sizes)) for k in parts[0]}
+        val = {f"val_{k}": float(v) for k, v in jax.device_get(self._eval(state.params, self.data, self.hp)).items()}
         val["epoch"] = int(record["epoch"])
         self.out.mkdir(parents=True, exist_ok=True)
         with open(self.out / "validation.jsonl", "a") as f:

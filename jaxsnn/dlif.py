@@ -40,6 +40,7 @@ import jax.numpy as jnp
 from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 
 from jaxsnn import surrogate as _surrogate
+from jaxsnn._vma import vary_like
 
 __all__ = ["DLIFState", "step", "simulate", "integrate", "compact_sizes", "RESETS"]
 
@@ -220,9 +221,11 @@ def _run(x, weights, bias, *, beta, threshold, reset, surrogate, recurrent_weigh
     if n_chunks * chunk != T:
         x2 = jnp.concatenate([x2, jnp.zeros((n_chunks * chunk - T,) + x2.shape[1:], dtype)])
     # closed-over tracers of the spike function (e.g. a vmapped slope) become explicit arguments
-    fn, consts = jax.closure_convert(spike_fn, jnp.zeros((rows, n), dtype))
+    # traced on an example that varies like the data (jax.shard_map: see jaxsnn._vma)
+    fn, consts = jax.closure_convert(spike_fn, vary_like(jnp.zeros((rows, n), dtype), x2, weights))
     params = (jnp.asarray(beta, dtype), jnp.asarray(threshold, dtype), jnp.asarray(bias, dtype),
               None if recurrent_weights is None else jnp.asarray(recurrent_weights, dtype))
+    x2, weights, params, consts = vary_like((x2, weights, params, consts))
     core = functools.partial(_core, fn, reset, detach_reset, chunk, unroll, sizes)
     if remat:
         core = jax.checkpoint(core)
@@ -296,7 +299,7 @@ def _forward(fn, reset, chunk, unroll, sizes, x, weights, params, consts, comp=N
 
         return jax.lax.scan(per_step, state, current, unroll=unroll)
 
-    _, (spikes, membrane) = jax.lax.scan(per_chunk, DLIFState(zeros, zeros), _chunks(x, chunk))
+    _, (spikes, membrane) = jax.lax.scan(per_chunk, vary_like(DLIFState(zeros, zeros), x), _chunks(x, chunk))
     return _unchunk(spikes), _unchunk(membrane)
 
 
@@ -341,7 +344,7 @@ def _core_bwd(fn, reset, detach_reset, chunk, unroll, sizes, res, cotangents):
     # an unused output (often the membrane) has a symbolic zero cotangent: no zeros array is read
     s_bar, v_bar = (None if isinstance(c, SymbolicZero) else c for c in cotangents)
     rows, n = spikes.shape[1], spikes.shape[2]
-    zeros = jnp.zeros((rows, n), spikes.dtype)
+    zeros = vary_like(jnp.zeros((rows, n), spikes.dtype), spikes)
     spike = lambda u: fn(u, *consts)  # noqa: E731
     # the state entering each chunk (the last step of the chunk before; zeros for the first)
     s_in = jnp.concatenate([zeros[None], spikes[chunk - 1:-1:chunk]])
@@ -391,7 +394,7 @@ def _core_bwd(fn, reset, detach_reset, chunk, unroll, sizes, res, cotangents):
     if rec is not None:
         acc0["rec"] = jnp.zeros_like(rec)
     xs = tuple(None if a is None else _chunks(a, chunk) for a in (x, spikes, membrane, s_bar, v_bar)) + (s_in, v_in)
-    (_, acc), gv = jax.lax.scan(per_chunk, (zeros, acc0), xs, reverse=True)
+    (_, acc), gv = jax.lax.scan(per_chunk, vary_like((zeros, acc0)), xs, reverse=True)
     gv = _unchunk(gv)
     if comp is not None:  # back from the active-first order
         acc["w"] = acc["w"][jnp.argsort(comp.perm)]

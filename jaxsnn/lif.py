@@ -98,6 +98,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsnn.discretize import ESTIMATORS, bin_end, estimator_slope
+from jaxsnn._vma import vary_like
 from jaxsnn.srm import _argsort, _check_weights_threshold, _is_concrete
 
 __all__ = ["spike_times", "lambertw", "TAU_RATIOS"]
@@ -292,6 +293,7 @@ def _events(t_flat, t_max, k_in):
     if len(caps) == 1:
         return sorts[0](t_flat, t_max, counts)
     branch = jnp.sum(jnp.asarray(caps[:-1]) < jnp.max(jnp.sum(counts, axis=1)))
+    sorts = [lambda *a, sort=sort: vary_like(sort(*a), *a) for sort in sorts]  # jax.shard_map: same types
     return jax.lax.switch(branch, sorts, t_flat, t_max, counts)
 
 
@@ -438,7 +440,7 @@ def _fire_loop(ratio, p: _State, cross, pos, theta, tau_m, K, dt):
         )
         return s, _detect(ratio, s, theta, K)
 
-    return jax.lax.while_loop(cond, body, (p, cross))[0]
+    return jax.lax.while_loop(cond, body, vary_like((p, cross)))[0]
 
 
 # The spike loop runs on the blocks of neighbouring neurons that hold a crossing, gathered into a
@@ -498,7 +500,7 @@ def _fire(ratio, p: _State, theta, tau_m, K, dt=None):
         p = p._replace(rec=q.rec, **{k: put(getattr(p, k), getattr(q, k)) for k in names})
         return p, hit.at[idx].set(0, mode="drop", unique_indices=True)
 
-    return jax.lax.while_loop(cond, body, (p, hit))[0]
+    return jax.lax.while_loop(cond, body, vary_like((p, hit)))[0]
 
 
 def _forward_first(t_flat, w, prm: _Params, ratio, k_in):
@@ -551,7 +553,7 @@ def _forward_first(t_flat, w, prm: _Params, ratio, k_in):
         return e + 1, sub_step(e, state)
 
     init = (zeros, zeros, jnp.full((B, 1), empty, w.dtype), jnp.full((B, n), -1, jnp.int32))
-    _, (u_at, c_at, _, e_at) = jax.lax.while_loop(cond, body, (jnp.int32(0), init))
+    _, (u_at, c_at, _, e_at) = jax.lax.while_loop(cond, body, vary_like((jnp.int32(0), init), t_flat, w))
     fired = e_at >= 0
     e_at = jnp.maximum(e_at, 0)
     anchor = jnp.take_along_axis(te, e_at, axis=1)
@@ -603,7 +605,7 @@ def _add_rows(read, move, jump, p, here, t_e, c, ties=True):
         m = same(p)
         return move(p, m), c + jnp.where(m[:, None], jump[read(p)[1]], 0.0)
 
-    return jax.lax.while_loop(lambda carry: jnp.any(same(carry[0])), body, (p, c))
+    return jax.lax.while_loop(lambda carry: jnp.any(same(carry[0])), body, vary_like((p, c)))
 
 
 def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
@@ -664,7 +666,7 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
                            blocked=jnp.where(here, False, s.blocked))
         return p, _fire(ratio, s, theta, tau_m, K, dt)
 
-    _, s = jax.lax.while_loop(cond, body, (p0, s0))
+    _, s = jax.lax.while_loop(cond, body, vary_like((p0, s0), t_flat, w))
     return _finish(ratio, s, prm, times_e, order, K)
 
 
@@ -744,7 +746,7 @@ def _walk_chunked(ratio, s: _State, times_e, order, k_in, jump, theta, tau_m, K)
         s, _ = run(s, tc, jc, last)
         return p + last + 1, _fire(ratio, s, theta, tau_m, K)
 
-    return jax.lax.while_loop(cond, body, (jnp.zeros((B,), jnp.int32), s))[1]
+    return jax.lax.while_loop(cond, body, vary_like((jnp.zeros((B,), jnp.int32), s), times_e, jump, theta))[1]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -789,7 +791,7 @@ def _spike_adjoints(ratio, t_out, slopes, g, prm: _Params):
     # the slots past the last used one stay empty rows (time inf)
     empty = jnp.asarray([jnp.inf, 0.0, 0.0, 0.0], t_out.dtype)
     table = jnp.broadcast_to(empty, (tk.shape[0] + 1,) + tk.shape[1:] + (4,))
-    return jax.lax.fori_loop(0, used, step, (zero, zero, zero, jnp.zeros(zero.shape, bool), table))[4]
+    return jax.lax.fori_loop(0, used, step, vary_like((zero, zero, zero, jnp.zeros(zero.shape, bool), table), t_out, g, prm))[4]
 
 
 def _table_rows(t, p1, p2):
@@ -852,7 +854,7 @@ def _spike_adjoints_discrete(ratio, t_q, star, imm, slopes, g, prm: _Params, est
         return (p1, p2, jnp.where(v & im, lam, 0.0)), (p1, p2, tau_term)
 
     zero = jnp.zeros_like(tk[0])
-    _, (psi1, psi2, tau_terms) = jax.lax.scan(step, (zero, zero, zero), (tk, qk, vk, gk, duk, ik, sk, t_next, v_next),
+    _, (psi1, psi2, tau_terms) = jax.lax.scan(step, vary_like((zero, zero, zero), tk, gk, prm), (tk, qk, vk, gk, duk, ik, sk, t_next, v_next),
                                               reverse=True)
     return psi1, psi2, jnp.sum(tau_terms)  # slot-major [K, B, n]
 
@@ -895,7 +897,7 @@ def _event_grads_first(ratio, w, prm, times_e, order, k_in, t_out, nu, with_dt=T
         return (e + 1,) + sub_step(e, dw, dt)
 
     init = (jnp.int32(0), jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
-    _, dw, dt = jax.lax.while_loop(cond, body, init)
+    _, dw, dt = jax.lax.while_loop(cond, body, vary_like(init, w, prm, times_e))
     return dw, _unsort(dt, times_e, order) if with_dt else None
 
 
@@ -958,7 +960,7 @@ def _event_grads(ratio, w, prm, times_e, order, k_in, table, with_dt=True, ties=
             k = c[0] + behind(c)
             return k, fetch(k)
 
-        k, cur = jax.lax.while_loop(lambda c: jnp.any(behind(c)), adv_body, (k, cur))
+        k, cur = jax.lax.while_loop(lambda c: jnp.any(behind(c)), adv_body, vary_like((k, cur)))
         tk, q1, q2 = cur[..., 0], cur[..., 1], cur[..., 2]
         live = jnp.isfinite(tk) & jnp.isfinite(t_e)
         gap = jnp.where(live, tk - t_e, 0.0)
@@ -976,12 +978,12 @@ def _event_grads(ratio, w, prm, times_e, order, k_in, table, with_dt=True, ties=
                 m = same(p)
                 return (move(p, m),) + add(p, m, g_w, g_t, dw, dt)
 
-            p, dw, dt = jax.lax.while_loop(lambda c: jnp.any(same(c[0])), tie_body, (p, dw, dt))
+            p, dw, dt = jax.lax.while_loop(lambda c: jnp.any(same(c[0])), tie_body, vary_like((p, dw, dt)))
         return p, k, cur, dw, dt
 
     k0 = jnp.zeros((B, n), jnp.int32)
     init = (p0, k0, first, jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
-    _, _, _, dw, dt_sorted = jax.lax.while_loop(cond, body, init)
+    _, _, _, dw, dt_sorted = jax.lax.while_loop(cond, body, vary_like(init, w, prm, times_e))
     return dw, _unsort(dt_sorted, times_e, order) if with_dt else None
 
 
@@ -1035,7 +1037,7 @@ def _event_grads_chunked(ratio, w, prm, times_e, order, k_in, table, with_dt=Tru
         return s + C, dw, dt
 
     init = (jnp.int32(0), jnp.zeros_like(w), jnp.zeros((B, E) if with_dt else (0, 0), w.dtype))
-    _, dw, dt = jax.lax.while_loop(cond, body, init)
+    _, dw, dt = jax.lax.while_loop(cond, body, vary_like(init, w, prm, times_e))
     return dw, dt if with_dt else None
 
 
@@ -1166,7 +1168,9 @@ def spike_times(t_in, weights, *, tau_syn, threshold, tau_ratio=2, max_spikes=1,
     k_in = t_in.shape[-1]
     t_flat = t_in.reshape((-1, n_in * k_in))
     theta = jnp.broadcast_to(jnp.asarray(threshold, dtype), (n_out,))
-    out = _spike_times(t_flat, w, jnp.asarray(tau_syn, dtype), theta, jnp.asarray(t_max, dtype),
-                       jnp.asarray(0.0 if dt is None else dt, dtype), int(tau_ratio), int(k_in), int(max_spikes),
+    # under jax.shard_map: every operand varies along the axes along which any does (see _vma)
+    t_flat, w, tau_syn, theta, t_max, dt_ = vary_like(tuple(jnp.asarray(a, dtype) for a in (
+        t_flat, w, tau_syn, theta, t_max, 0.0 if dt is None else dt)))
+    out = _spike_times(t_flat, w, tau_syn, theta, t_max, dt_, int(tau_ratio), int(k_in), int(max_spikes),
                        None if dt is None else estimator)
     return out.reshape(batch + (n_out, max_spikes))

@@ -67,6 +67,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsnn._vma import vary_like
+
 __all__ = ["first_spike_times", "potential", "KERNELS"]
 
 KERNELS = ("ramp", "step")
@@ -256,7 +258,7 @@ def _first_crossing(a, w, theta, delta, kernel, finite_delta):
     zeros = jnp.zeros((B, n_out), a.dtype)
     init = (jnp.array(0, jnp.int32), zeros, zeros, jnp.zeros((B, n_out), bool), zeros, zeros,
             zeros, zeros, jnp.zeros((B, n_out), jnp.int32), jnp.zeros((B, n_out), bool))
-    _, _, _, done, s, wa, lo, hi, src_out, jump_out = jax.lax.while_loop(cond, body, init)
+    _, _, _, done, s, wa, lo, hi, src_out, jump_out = jax.lax.while_loop(cond, body, vary_like(init, a, w))
     # Solve on the firing segment (lo, hi]: the line S t - sum(w a) = theta, or the knot lo.
     if kernel == "ramp":
         jump_out = jump_out & done
@@ -311,7 +313,7 @@ def _line_grads(a, w, delta, t, gs, finite_delta):
             dab = jnp.sum(dab, axis=1, keepdims=True)
         return dw, jax.lax.dynamic_update_index_in_dim(da, dab, b, axis=0)
 
-    return jax.lax.fori_loop(0, a.shape[0], body, (jnp.zeros_like(w), jnp.zeros_like(a)))
+    return jax.lax.fori_loop(0, a.shape[0], body, vary_like((jnp.zeros_like(w), jnp.zeros_like(a))))
 
 
 def _spike_times_bwd(kernel, finite_delta, res, g):
@@ -397,6 +399,7 @@ def first_spike_times(
         a = t_flat[:, :, None]
     else:
         a = t_flat[:, :, None] + jnp.asarray(delays, dtype)[None]
+    a, weights, theta, delta_arr = vary_like((a, weights, theta, delta_arr))  # jax.shard_map: see jaxsnn._vma
     t = _spike_times_jit(a, weights, theta, delta_arr, kernel, finite_delta)
     return t.reshape(batch_shape + (n_out,))
 

@@ -14,11 +14,18 @@ with ``fold_in(key, 0)``, the loss of step ``s`` gets ``fold_in(fold_in(key, 1),
 ``e`` visits the data in the order ``permutation(fold_in(fold_in(key, 2), e), n)``. A run is
 therefore a pure function of (task, data, hparams, seed): :func:`sweep` row ``i`` equals
 :func:`fit` of configuration ``i``, a resumed run equals an uninterrupted one, and a run
-sharded over devices equals the single-device run (up to the order of floating-point sums).
+sharded over devices equals the single-device run (up to the order of floating-point sums)
+when its loss draws no random numbers (with a mesh, device ``d`` draws from
+``fold_in(key, d)``).
 
-Parallelism (``jax.sharding``): ``fit(..., mesh=...)`` is data-parallel (each batch split over
-the mesh axis, parameters replicated; the compiler inserts the gradient all-reduce);
-``sweep(..., mesh=...)`` is sweep-parallel (configurations split over the mesh axis with
+Parallelism (``jax.sharding``): ``fit(..., mesh=...)`` is data-parallel: each batch is split over
+the mesh axis and every device runs the loss and its gradient on its share as its own program
+(``jax.shard_map``), then losses, metrics and gradients are averaged (one all-reduce per step).
+Per-device programs matter for event-driven layers: their loops run until the last event of
+the device's own samples, with no communication per iteration (letting the compiler partition
+the batch instead made a 784-800-10 LIF step about 3x slower than one device). The loss must be a
+mean over samples (plus terms of the parameters alone), as every loss in
+:mod:`jaxsnn.losses` is. ``sweep(..., mesh=...)`` is sweep-parallel (configurations split over the mesh axis with
 ``jax.shard_map``; no communication). Several hosts join through :func:`initialize_distributed`
 (``jax.distributed.initialize``) and then use a mesh over ``jax.devices()``.
 """
@@ -42,6 +49,8 @@ import numpy as np
 import optax
 from flax import serialization
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from jaxsnn._vma import vary_like
 
 __all__ = [
     "Task", "TrainState", "FitResult", "SweepResult",
@@ -100,10 +109,42 @@ def init_state(task: Task, hparams, seed) -> TrainState:
     return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key)
 
 
-def train_step(task: Task, state: TrainState, batch, hparams):
-    """One optimizer step: ``(state, metrics)`` with ``metrics = {"loss": ..., **aux}``."""
+def _loss_and_grads(task: Task, params, batch, key, hparams):
+    (loss, aux), grads = jax.value_and_grad(task.loss, has_aux=True)(params, batch, key, hparams)
+    return loss, aux, grads
+
+
+def _data_parallel_grads(task: Task, mesh: Mesh, params, batch, key, hparams):
+    """Loss, metrics and gradients of ``task.loss`` with ``batch`` split over ``mesh``'s axis.
+
+    Every device runs the loss on its share of the batch (its own program: no communication
+    inside the loss, so event-driven loops advance independently) with the key
+    ``fold_in(key, device index)``; losses, metrics and gradients are then averaged over the
+    devices (one all-reduce). For a loss that is a mean over samples, plus terms of the
+    parameters alone, this equals the single-device step up to the order of the sums.
+    """
+    axis = mesh.axis_names[0]
+
+    def per_device(params, batch, key, hparams):
+        key = jax.random.fold_in(key, jax.lax.axis_index(axis))
+        params = vary_like(params, batch)  # per-device gradients, averaged below
+        return jax.lax.pmean(_loss_and_grads(task, params, batch, key, hparams), axis)
+
+    return jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(axis), P(), P()), out_specs=P())(
+        params, batch, key, hparams)
+
+
+def train_step(task: Task, state: TrainState, batch, hparams, mesh: Optional[Mesh] = None):
+    """One optimizer step: ``(state, metrics)`` with ``metrics = {"loss": ..., **aux}``.
+
+    With a one-axis ``mesh`` the step is data-parallel (see :func:`_data_parallel_grads`): the
+    batch (leading axis a multiple of the mesh size) is split over the devices.
+    """
     key = jax.random.fold_in(jax.random.fold_in(state.key, 1), state.step)
-    (loss, aux), grads = jax.value_and_grad(task.loss, has_aux=True)(state.params, batch, key, hparams)
+    if mesh is None:
+        loss, aux, grads = _loss_and_grads(task, state.params, batch, key, hparams)
+    else:
+        loss, aux, grads = _data_parallel_grads(task, mesh, state.params, batch, key, hparams)
     updates, opt_state = task.optimizer(hparams).update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return TrainState(params, opt_state, state.step + 1, state.key), dict(loss=loss, **aux)
@@ -118,13 +159,13 @@ def _num_samples(data) -> int:
     return jax.tree.leaves(data)[0].shape[0]
 
 
-def train_epoch(task: Task, state: TrainState, data, hparams, *, batch_size: int, batch_sharding=None):
+def train_epoch(task: Task, state: TrainState, data, hparams, *, batch_size: int, mesh: Optional[Mesh] = None):
     """One epoch over ``data`` (a pytree of arrays with a leading sample axis) in one program.
 
     The epoch index is ``state.step // (n // batch_size)``; its permutation (see
     :func:`epoch_permutation`) is applied on the device and ``lax.scan`` runs the steps. The
-    last incomplete batch is dropped. ``batch_sharding`` (optional) places each batch
-    ``[n_batches, batch_size, ...]`` for data parallelism. Returns ``(state, mean metrics)``.
+    last incomplete batch is dropped. With a one-axis ``mesh`` every step is data-parallel over
+    its devices (:func:`train_step`). Returns ``(state, mean metrics)``.
     """
     n = _num_samples(data)
     nb = n // batch_size
@@ -132,18 +173,38 @@ def train_epoch(task: Task, state: TrainState, data, hparams, *, batch_size: int
         raise ValueError(f"batch_size={batch_size} is larger than the dataset ({n} samples)")
     perm = epoch_permutation(state.key, state.step // nb, n)[: nb * batch_size]
     batches = jax.tree.map(lambda a: jnp.take(a, perm, axis=0).reshape((nb, batch_size) + a.shape[1:]), data)
-    if batch_sharding is not None:
-        batches = jax.lax.with_sharding_constraint(batches, batch_sharding)
-    state, metrics = jax.lax.scan(lambda s, b: train_step(task, s, b, hparams), state, batches)
+    if mesh is not None:
+        batches = jax.lax.with_sharding_constraint(batches, NamedSharding(mesh, P(None, mesh.axis_names[0])))
+    state, metrics = jax.lax.scan(lambda s, b: train_step(task, s, b, hparams, mesh), state, batches)
     return state, jax.tree.map(jnp.mean, metrics)
 
 
-def evaluate(task: Task, params, data, hparams, *, batch_size: int = 1000):
+def evaluate(task: Task, params, data, hparams, *, batch_size: int = 1000, mesh: Optional[Mesh] = None):
     """``task.evaluate`` over all of ``data`` in chunks of ``batch_size`` (jittable).
 
     ``task.evaluate`` returns per-sample means; chunks are weighted by their size, so the
-    result is the mean over every sample (none dropped).
+    result is the mean over every sample (none dropped). With a one-axis ``mesh`` the samples
+    are split evenly over its devices (each evaluates its share in chunks; the fewer than
+    ``mesh.size`` samples left over are evaluated on every device).
     """
+    n = _num_samples(data)
+    per = 0 if mesh is None else n // mesh.size
+    if per == 0:
+        return _evaluate_chunks(task, params, data, hparams, batch_size)
+    axis = mesh.axis_names[0]
+    head = jax.tree.map(lambda a: a[: per * mesh.size], data)
+
+    def per_device(params, part, hparams):
+        return jax.lax.pmean(_evaluate_chunks(task, vary_like(params, part), part, hparams, batch_size), axis)
+
+    total = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(axis), P()), out_specs=P())(params, head, hparams)
+    if per * mesh.size < n:
+        tail = _evaluate_chunks(task, params, jax.tree.map(lambda a: a[per * mesh.size:], data), hparams, batch_size)
+        total = jax.tree.map(lambda h, t: (h * (per * mesh.size) + t * (n - per * mesh.size)) / n, total, tail)
+    return total
+
+
+def _evaluate_chunks(task: Task, params, data, hparams, batch_size: int):
     n = _num_samples(data)
     bs = min(batch_size, n)
     nb, full = n // bs, (n // bs) * bs
@@ -409,13 +470,11 @@ def _summary(rec) -> dict:
 def _fit_programs(task: Task, batch_size: int, eval_batch_size: int, mesh: Optional[Mesh]) -> dict:
     """The compiled programs of :func:`fit`, cached so that runs in a loop compile once."""
     replicated = None if mesh is None else NamedSharding(mesh, P())
-    batch_sharding = None if mesh is None else NamedSharding(mesh, P(None, mesh.axis_names[0]))
     return dict(
         init=jax.jit(lambda h, seed: init_state(task, h, seed), out_shardings=replicated),
-        epoch=jax.jit(lambda s, d, h: train_epoch(task, s, d, h, batch_size=batch_size,
-                                                  batch_sharding=batch_sharding), donate_argnums=0),
-        evaluate=jax.jit(lambda p, d, h: evaluate(task, p, d, h, batch_size=eval_batch_size)),
-        step=jax.jit(lambda s, b, h: train_step(task, s, b, h), donate_argnums=0),
+        epoch=jax.jit(lambda s, d, h: train_epoch(task, s, d, h, batch_size=batch_size, mesh=mesh), donate_argnums=0),
+        evaluate=jax.jit(lambda p, d, h: evaluate(task, p, d, h, batch_size=eval_batch_size, mesh=mesh)),
+        step=jax.jit(lambda s, b, h: train_step(task, s, b, h, mesh), donate_argnums=0),
         permutation=jax.jit(epoch_permutation, static_argnums=2),
     )
 
@@ -436,7 +495,9 @@ def fit(task: Task, train_data, hparams=None, *, seed: int = 0, epochs: int, bat
         data that fits); ``False`` streams host batches to a jitted step (same batches, same
         result up to floating-point rounding).
       mesh: a one-axis :class:`~jax.sharding.Mesh` for data parallelism: every batch is split
-        over its axis (``batch_size`` must be a multiple of its size); parameters replicated.
+        over its axis (``batch_size`` must be a multiple of its size), each device computing
+        the loss and gradient of its share (see the module docstring); parameters replicated;
+        the evaluation is split too. On a CPU, :func:`use_cpu_devices` makes one device per core.
       out: folder for ``checkpoint.msgpack`` and ``metrics.jsonl``, both written atomically
         after every epoch; with ``resume`` a rerun continues after the last saved epoch (and
         refuses a checkpoint made with other hyperparameters, seed or batch size).

@@ -57,7 +57,7 @@ def test_every_experiment_documents_the_common_flags(script, capsys):
     with pytest.raises(SystemExit):
         module.main(["--help"])
     out = capsys.readouterr().out
-    for flag in ("--dataset", "--model", "--epochs", "--seeds", "--out", "--data-dir", "--quiet"):
+    for flag in ("--dataset", "--model", "--epochs", "--seeds", "--out", "--data-dir", "--quiet", "--devices"):
         assert flag in out, (script, flag)
 
 
@@ -135,6 +135,31 @@ def test_lif_script_reports_the_epoch_chosen_on_validation_data(tmp_path):
     assert first["val_acc"] == max(accs) and cont["init_params"].endswith("best_params.msgpack")
     with pytest.raises(ValueError, match="--init-params"):
         mnist_lif.main(args[:-2] + ["--init-params", str(tmp_path / "missing.msgpack"), "--out", str(tmp_path / "x")])
+
+
+def test_lif_script_trains_data_parallel_over_two_cpu_devices_like_on_one(tmp_path):
+    """``--devices 2`` (fresh processes, float64): the data-parallel run and its validation equal the one-device run."""
+    import os
+    import subprocess
+
+    _synthetic_emnist(tmp_path, n_train=80)
+    script = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "mnist_lif.py"
+    env = dict(os.environ, JAX_ENABLE_X64="1")
+    env.pop("XLA_FLAGS", None)
+    base = ["--dataset", "emnist/balanced", "--model", "multi", "--epochs", "2", "--hidden", "12", "--max-spikes",
+            "3", "3", "--batch-size", "20", "--val", "20", "--no-verify", "--quiet", "--noise-samples", "10",
+            "--data-dir", str(tmp_path / "data")]
+    for name, extra in (("one", []), ("two", ["--devices", "2"])):
+        proc = subprocess.run([sys.executable, str(script), *base, *extra, "--out", str(tmp_path / name)], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = {name: json.loads((tmp_path / name / "result.json").read_text())["runs"][0]["history"] for name in ("one", "two")}
+    assert runs["one"][0]["train_loss"] > 0
+    for a, b in zip(runs["two"], runs["one"]):
+        for k in ("train_loss", "test_spikes_hidden", "test_acc"):
+            assert a[k] == pytest.approx(b[k], rel=1e-9), k
+    vals = {name: (tmp_path / name / "validation.jsonl").read_text().splitlines() for name in ("one", "two")}
+    assert [json.loads(v)["val_acc"] for v in vals["two"]] == pytest.approx([json.loads(v)["val_acc"] for v in vals["one"]])
 
 
 def test_snapshot_saves_a_run_into_the_repository_and_restores_it_to_resume(tmp_path):

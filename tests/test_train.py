@@ -208,7 +208,8 @@ def test_four_device_data_and_sweep_parallel_runs_equal_one_device(tmp_path):
     r = np.load(tmp_path / "r.npz")
     for k in ("fit", "sweep"):
         np.testing.assert_allclose(r[f"{k}_four"], r[f"{k}_one"], rtol=1e-9, atol=1e-12)
-        np.testing.assert_array_equal(r[f"{k}_four_acc"], r[f"{k}_one_acc"])
+        # the data-parallel evaluation averages per-device (float32) accuracies: equal up to rounding
+        np.testing.assert_allclose(r[f"{k}_four_acc"], r[f"{k}_one_acc"], rtol=1e-6, atol=0)
 
 
 def test_two_processes_with_jax_distributed_equal_one_process(tmp_path):
