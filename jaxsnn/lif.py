@@ -364,6 +364,14 @@ def _span(ratio, t_end, t_anchor, tau_m):
     return d / tau_m
 
 
+def _span_to_next(ratio, t_e, t_next, tau_m):
+    """The span of the interval from the event ``t_e`` to the next one ``t_next`` (``inf``: none,
+    the interval is left empty until the tail)."""
+    empty = 1.0 if ratio == 2 else 0.0
+    fin = jnp.isfinite(t_next)
+    return jnp.where(fin, _span(ratio, jnp.where(fin, t_next, 0.0), t_e, tau_m), empty)
+
+
 class _State(NamedTuple):
     u: jax.Array  # [B, n] membrane at the anchor
     c: jax.Array  # [B, n] tau_m * current at the anchor
@@ -654,7 +662,7 @@ def _forward(t_flat, w, prm: _Params, ratio, k_in, K):
         p, c = _add_rows(read, move, jump, p, here[:, 0], t_e[:, 0], c, ties)
         t_next = read(p)[0][:, None]
         # the next interval ends at the next event; the last one waits for the tail
-        span = jnp.where(jnp.isfinite(t_next), _span(ratio, jnp.where(jnp.isfinite(t_next), t_next, 0.0), t_e, tau_m), empty)
+        span = _span_to_next(ratio, t_e, t_next, tau_m)
         s = s._replace(
             u=jnp.where(here, u, s.u), c=jnp.where(here, c, s.c),
             anchor=jnp.where(here, jnp.broadcast_to(t_e, (B, n)), s.anchor),
@@ -708,7 +716,6 @@ def _walk_chunked(ratio, s: _State, times_e, order, k_in, jump, theta, tau_m, K)
     """
     B, n = s.u.shape
     C = _CHUNK_EVENTS
-    empty = 1.0 if ratio == 2 else 0.0
     E = times_e.shape[1] - 1  # the last column is padding (inf): reads past the end land there
     steps = jnp.arange(C + 1, dtype=jnp.int32)
     rows = jnp.arange(B)
@@ -726,8 +733,7 @@ def _walk_chunked(ratio, s: _State, times_e, order, k_in, jump, theta, tau_m, K)
             t_e, t_next = tc[:, j:j + 1], tc[:, j + 1:j + 2]
             here = jnp.isfinite(t_e) & (j <= last)[:, None]
             u1, c1 = _advance(ratio, u, c, span)
-            span1 = jnp.where(jnp.isfinite(t_next),
-                              _span(ratio, jnp.where(jnp.isfinite(t_next), t_next, 0.0), t_e, tau_m), empty)
+            span1 = _span_to_next(ratio, t_e, t_next, tau_m)
             u, c = jnp.where(here, u1, u), jnp.where(here, c1 + jc[:, j], c)
             anchor = jnp.where(here, t_e, anchor)
             span = jnp.where(here, span1, span)

@@ -74,7 +74,9 @@ class Task(NamedTuple):
       init: ``init(key, hparams) -> params``.
       loss: ``loss(params, batch, key, hparams) -> (scalar loss, dict of scalar metrics)``;
         ``key`` is a fresh key for this step (dropout, noise); the metrics are averaged over
-        the epoch and reported with the prefix ``train_``.
+        the epoch and reported with the prefix ``train_``. Data-parallel training (a mesh)
+        averages the loss, metrics and gradients of the devices' shares of the batch: exact for
+        a mean over samples plus terms of the parameters alone.
       optimizer: ``optimizer(hparams) -> optax.GradientTransformation``; called inside the
         traced program, so a learning rate in ``hparams`` may be traced (vmapped).
       evaluate: optional ``evaluate(params, batch, hparams) -> dict of per-sample means``
