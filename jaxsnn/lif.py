@@ -797,7 +797,8 @@ def _spike_adjoints(ratio, t_out, slopes, g, prm: _Params):
     # the slots past the last used one stay empty rows (time inf)
     empty = jnp.asarray([jnp.inf, 0.0, 0.0, 0.0], t_out.dtype)
     table = jnp.broadcast_to(empty, (tk.shape[0] + 1,) + tk.shape[1:] + (4,))
-    return jax.lax.fori_loop(0, used, step, vary_like((zero, zero, zero, jnp.zeros(zero.shape, bool), table), t_out, g, prm))[4]
+    init = vary_like((zero, zero, zero, jnp.zeros(zero.shape, bool), table), t_out, g, prm)
+    return jax.lax.fori_loop(0, used, step, init)[4]
 
 
 def _table_rows(t, p1, p2):
@@ -860,8 +861,8 @@ def _spike_adjoints_discrete(ratio, t_q, star, imm, slopes, g, prm: _Params, est
         return (p1, p2, jnp.where(v & im, lam, 0.0)), (p1, p2, tau_term)
 
     zero = jnp.zeros_like(tk[0])
-    _, (psi1, psi2, tau_terms) = jax.lax.scan(step, vary_like((zero, zero, zero), tk, gk, prm), (tk, qk, vk, gk, duk, ik, sk, t_next, v_next),
-                                              reverse=True)
+    _, (psi1, psi2, tau_terms) = jax.lax.scan(step, vary_like((zero, zero, zero), tk, gk, prm),
+                                              (tk, qk, vk, gk, duk, ik, sk, t_next, v_next), reverse=True)
     return psi1, psi2, jnp.sum(tau_terms)  # slot-major [K, B, n]
 
 

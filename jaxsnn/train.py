@@ -23,10 +23,10 @@ the mesh axis and every device runs the loss and its gradient on its share as it
 (``jax.shard_map``), then losses, metrics and gradients are averaged (one all-reduce per step).
 Per-device programs matter for event-driven layers: their loops run until the last event of
 the device's own samples, with no communication per iteration (letting the compiler partition
-the batch instead made a 784-800-10 LIF step about 3x slower than one device). The loss must be a
-mean over samples (plus terms of the parameters alone), as every loss in
-:mod:`jaxsnn.losses` is. ``sweep(..., mesh=...)`` is sweep-parallel (configurations split over the mesh axis with
-``jax.shard_map``; no communication). Several hosts join through :func:`initialize_distributed`
+the batch instead made a 784-800-10 LIF step about 3x slower than one device). The loss must
+be a mean over samples (plus terms of the parameters alone), as every loss in
+:mod:`jaxsnn.losses` is. ``sweep(..., mesh=...)`` is sweep-parallel (configurations split over
+the mesh axis with ``jax.shard_map``; no communication). Several hosts join through :func:`initialize_distributed`
 (``jax.distributed.initialize``) and then use a mesh over ``jax.devices()``.
 """
 
@@ -125,7 +125,7 @@ def _data_parallel_grads(task: Task, mesh: Mesh, params, batch, key, hparams):
     devices (one all-reduce). For a loss that is a mean over samples, plus terms of the
     parameters alone, this equals the single-device step up to the order of the sums.
     """
-    axis = mesh.axis_names[0]
+    axis = _mesh_axis(mesh)
 
     def per_device(params, batch, key, hparams):
         key = jax.random.fold_in(key, jax.lax.axis_index(axis))
@@ -176,7 +176,7 @@ def train_epoch(task: Task, state: TrainState, data, hparams, *, batch_size: int
     perm = epoch_permutation(state.key, state.step // nb, n)[: nb * batch_size]
     batches = jax.tree.map(lambda a: jnp.take(a, perm, axis=0).reshape((nb, batch_size) + a.shape[1:]), data)
     if mesh is not None:
-        batches = jax.lax.with_sharding_constraint(batches, NamedSharding(mesh, P(None, mesh.axis_names[0])))
+        batches = jax.lax.with_sharding_constraint(batches, NamedSharding(mesh, P(None, _mesh_axis(mesh))))
     state, metrics = jax.lax.scan(lambda s, b: train_step(task, s, b, hparams, mesh), state, batches)
     return state, jax.tree.map(jnp.mean, metrics)
 
@@ -190,19 +190,19 @@ def evaluate(task: Task, params, data, hparams, *, batch_size: int = 1000, mesh:
     ``mesh.size`` samples left over are evaluated on every device).
     """
     n = _num_samples(data)
-    per = 0 if mesh is None else n // mesh.size
-    if per == 0:
+    split = 0 if mesh is None else (n // mesh.size) * mesh.size  # samples shared out evenly
+    if split == 0:
         return _evaluate_chunks(task, params, data, hparams, batch_size)
-    axis = mesh.axis_names[0]
-    head = jax.tree.map(lambda a: a[: per * mesh.size], data)
+    axis = _mesh_axis(mesh)
 
     def per_device(params, part, hparams):
         return jax.lax.pmean(_evaluate_chunks(task, vary_like(params, part), part, hparams, batch_size), axis)
 
+    head = jax.tree.map(lambda a: a[:split], data)
     total = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(axis), P()), out_specs=P())(params, head, hparams)
-    if per * mesh.size < n:
-        tail = _evaluate_chunks(task, params, jax.tree.map(lambda a: a[per * mesh.size:], data), hparams, batch_size)
-        total = jax.tree.map(lambda h, t: (h * (per * mesh.size) + t * (n - per * mesh.size)) / n, total, tail)
+    if split < n:
+        tail = _evaluate_chunks(task, params, jax.tree.map(lambda a: a[split:], data), hparams, batch_size)
+        total = jax.tree.map(lambda h, t: (h * split + t * (n - split)) / n, total, tail)
     return total
 
 
