@@ -227,7 +227,7 @@ def _sort_capped(t_flat, t_max, counts, k_in, cap):
         order = _argsort(t, axis=1).astype(jnp.int32)
         return _pad_events(jnp.take_along_axis(t, order, axis=1), order, m)
     ends = jnp.cumsum(counts, axis=1)
-    p = jnp.arange(cap, dtype=jnp.int32)
+    p = vary_like(jnp.arange(cap, dtype=jnp.int32), counts)  # jax.shard_map: a search key like the data
     j = jax.vmap(lambda e: jnp.searchsorted(e, p, side="right"))(ends).astype(jnp.int32)
     j = jnp.minimum(j, m // k_in - 1)
     start = jnp.take_along_axis(ends - counts, j, axis=1)

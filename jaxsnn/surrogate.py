@@ -64,6 +64,7 @@ def _spike_function(derivative):
 
     def bwd(res, g):
         x, p = res
+        p = jnp.asarray(p)  # jax 0.8.0 can hand a closure-converted constant over as a bare numpy subclass
         return g * derivative(x, p), jnp.zeros_like(p)
 
     f.defvjp(fwd, bwd)

@@ -138,8 +138,9 @@ def test_evaluate_weights_every_sample_once():
     data = (XTE[:n], YTE[:n])
     chunked = train.evaluate(TASK, params, data, HP, batch_size=10)
     whole = TASK.evaluate(params, data, HP)
-    for k in whole:
-        np.testing.assert_allclose(chunked[k], whole[k], rtol=1e-12)
+    for k in whole:  # the same numbers summed in another order: equal to the metric's rounding
+        rtol = 1e-12 if np.asarray(whole[k]).dtype == np.float64 else 1e-6
+        np.testing.assert_allclose(chunked[k], whole[k], rtol=rtol)
 
 
 def test_grid_and_unstack():
