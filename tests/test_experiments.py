@@ -122,6 +122,8 @@ def test_lif_script_reports_the_epoch_chosen_on_validation_data(tmp_path):
     history = saved["runs"][0]["history"]
     assert len(history) == 3  # the whole run is recorded, the summary is the chosen epoch's
     assert saved["summary"]["test_acc"]["mean"] == history[best - 1]["test_acc"]
+    tests = [h["test_acc"] for h in history]  # the reference code's report, recorded beside ours
+    assert saved["best_test_over_epochs"] == [dict(seed=0, epoch=tests.index(max(tests)) + 1, test_acc=max(tests))]
     table = lif_compare.main(["--dataset", "emnist/balanced", "--single", str(out), "--out", str(tmp_path / "cmp")])
     assert f"reported: epoch {best}, best on 20 validation images" in table
     with pytest.raises(ValueError, match="--val"):
