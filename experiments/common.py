@@ -13,6 +13,7 @@ import argparse
 import json
 import pathlib
 import sys
+import textwrap
 import time
 
 import jax
@@ -174,7 +175,7 @@ def plot_history(runs, path, *, title="", keys=("train_acc", "test_acc")):
                     label=k.replace("_", " ") if i == 0 else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, 60), fontsize=9)  # long run names wrap instead of running off the figure
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
