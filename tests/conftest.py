@@ -1,9 +1,45 @@
 import gc
 import os
 import pathlib
+import shutil
+import tempfile
 
-import jax
-import pytest
+
+def _share_compiled_programs():
+    """One persistent XLA compilation cache for the whole test run; returns the folder it created.
+
+    Most of the suite's time is compilation, and many programs are compiled again and again: by
+    each test module (``_release_compiled_programs`` below drops them), by both xdist workers, and
+    by the experiment scripts the tests start as fresh processes. JAX's persistent compilation cache
+    (keyed on the program, the compile options and the jax/jaxlib versions, so a hit is the same
+    executable) lets every process reuse what another one compiled. The folder is set in the
+    environment before jax is imported, so xdist workers and script subprocesses inherit it; it is
+    new for each run (cold, as on a clean clone) and removed when the run ends. A
+    ``JAX_COMPILATION_CACHE_DIR`` set by the user is used as it is and kept.
+    """
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return None
+    path = tempfile.mkdtemp(prefix="jaxsnn-tests-xla-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = path
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # tests compile many small programs
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+    return path
+
+
+_CREATED_CACHE = _share_compiled_programs()
+
+import jax  # noqa: E402  (after the cache folder is in the environment)
+import pytest  # noqa: E402
+
+for _name in ("compilation_cache_dir", "persistent_cache_min_compile_time_secs", "persistent_cache_min_entry_size_bytes"):
+    _value = os.environ.get(f"JAX_{_name.upper()}")  # in case a plugin imported jax before this file
+    if _value is not None:
+        jax.config.update(f"jax_{_name}", _value if _name.endswith("dir") else type(getattr(jax.config, f"jax_{_name}"))(_value))
+
+
+def pytest_unconfigure(config):
+    if _CREATED_CACHE:
+        shutil.rmtree(_CREATED_CACHE, ignore_errors=True)
 
 # Oracle comparisons and finite differences run in float64.
 jax.config.update("jax_enable_x64", True)
