@@ -31,10 +31,12 @@ _CREATED_CACHE = _share_compiled_programs()
 import jax  # noqa: E402  (after the cache folder is in the environment)
 import pytest  # noqa: E402
 
-for _name in ("compilation_cache_dir", "persistent_cache_min_compile_time_secs", "persistent_cache_min_entry_size_bytes"):
-    _value = os.environ.get(f"JAX_{_name.upper()}")  # in case a plugin imported jax before this file
-    if _value is not None:
-        jax.config.update(f"jax_{_name}", _value if _name.endswith("dir") else type(getattr(jax.config, f"jax_{_name}"))(_value))
+# jax reads these variables when it is imported; set them again in case a plugin imported it first
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+if _CREATED_CACHE:
+    jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                      float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", int(os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"]))
 
 
 def pytest_unconfigure(config):
