@@ -9,7 +9,8 @@ counts, Adam (lr 5e-4). Each library's steps per second is the best of ``--round
 alternate between the libraries (all rounds are in the JSON); its peak resident memory is the
 median over the rounds (one process's peak varies by tens of MiB from run to run). jaxsnn runs twice: as users
 should run it on sparse encoded inputs (``skip_silent_inputs=True``: the first layer's matmuls on
-the input columns that spike in the batch) and with the dense projection (``jaxsnn_dense``). Each library runs in its own process (``benchmarks/peer/dlif_workload.py``;
+the input columns that spike in the batch) and with the dense projection (``jaxsnn_dense``). Each library runs
+in its own process (``benchmarks/peer/dlif_workload.py``;
 the peers from their own venv, ``--peer-python``, never project dependencies), so the peak resident
 memory of each process is comparable.
 
@@ -42,6 +43,7 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from timing import KEEP_FREED_MEMORY  # noqa: E402
+
 WORKER = HERE / "peer" / "dlif_workload.py"
 WORKLOADS = [dict(layers=(784, 1000, 10), T=25, steps=10), dict(layers=(784, 1000, 1000, 10), T=100, steps=4)]
 BATCH = 128

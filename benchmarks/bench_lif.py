@@ -45,14 +45,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiments"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the repository root
 
-from jaxsnn import data, lif, train  # noqa: E402
-import mnist_lif  # noqa: E402
 from timing import KEEP_FREED_MEMORY, interleaved_timings, keep_freed_memory, timeit  # noqa: E402
+
+from experiments import mnist_lif, presets  # noqa: E402
+from jaxsnn import data, lif, train  # noqa: E402
 
 TAU = 0.13
 
@@ -135,7 +137,7 @@ def main(argv=None):
     from jaxsnn import losses, nn
 
     def lif_model(single):
-        cfg = mnist_lif.PRESETS["single" if single else "multi"]
+        cfg = presets.LIF["single" if single else "multi"]
         return nn.LIFMLP((800, 10), thresholds=cfg["thresholds"], max_spikes=cfg["max_spikes"],
                          layer_kwargs=dict(tau_syn=TAU, t_max=cfg["t_max"], weight_low=cfg["weight_range"][0],
                                            weight_high=cfg["weight_range"][1]))
@@ -144,14 +146,15 @@ def main(argv=None):
     mlp = lambda p, x: jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
     mlp_params = dict(w1=w1 * 0.05, b1=jnp.zeros(800), w2=w2 * 0.05, b2=jnp.zeros(10))
     mlp_loss = lambda p, x, y: optax.softmax_cross_entropy_with_integer_labels(mlp(p, x), y).mean()
-    multi_loss = lambda p, x, y: losses.spike_count_loss(multi.apply(p, x), y)
-    single_loss = lambda p, x, y: losses.ttfs_cross_entropy(single.apply(p, x)[..., 0], y, tau=0.005, t_silent=1.0)
+    multi_loss = lambda p, x, y: losses.spike_count_loss(multi.apply(p, x[..., None])[0], y)
+    single_loss = lambda p, x, y: losses.ttfs_cross_entropy(single.apply(p, x[..., None])[0][..., 0], y,
+                                                            temperature=0.005, t_silent=1.0)
     opt, mlp_step = train_step(mlp_loss)
     mlp_state = opt.init(mlp_params)
     yb = jnp.asarray(y)
     for name, model, loss_fn in (("train step 784-800-10 multi-spike (30/30)", multi, multi_loss),
                                  ("train step 784-800-10 single-spike", single, single_loss)):
-        params = model.init(key, jnp.asarray(t))
+        params = model.init(key, jnp.asarray(t)[..., None])
         opt_l, step = train_step(loss_fn)
         state = opt_l.init(params)
         row(name, step, mlp_step, (params, state, jnp.asarray(t), yb), (mlp_params, mlp_state, x_dense, yb))
@@ -188,16 +191,18 @@ def main(argv=None):
     # 784-350-10 single-spike step, the peer comparison
     peer_model = nn.LIFMLP((350, 10), thresholds=(0.7, 2.0), max_spikes=(1, 1),
                            layer_kwargs=dict(tau_syn=TAU, t_max=1.0, weight_low=0.0, weight_high=1.0))
-    peer_loss = lambda p, x, y: losses.ttfs_cross_entropy(peer_model.apply(p, x)[..., 0], y, tau=0.005, t_silent=1.0)
+    peer_loss = lambda p, x, y: losses.ttfs_cross_entropy(peer_model.apply(p, x[..., None])[0][..., 0], y,
+                                                          temperature=0.005, t_silent=1.0)
     opt_p, step_p = train_step(peer_loss)
     ours = {}
     for b in (1, 128, 512):
         xb = jax.random.uniform(jax.random.fold_in(key, b), (b, 784), minval=0.0, maxval=0.1)
         yb_ = jax.random.randint(jax.random.fold_in(key, 1000 + b), (b,), 0, 10)
-        params = peer_model.init(key, xb)
+        params = peer_model.init(key, xb[..., None])
         sec = timeit(step_p, (params, opt_p.init(params), xb, yb_), args.repeat)
         ours[str(b)] = dict(step_seconds=sec, samples_per_second=b / sec)
-        print(f"train step 784-350-10 single-spike, batch {b:4d}: {1e3 * sec:8.2f} ms, {b / sec:10.1f} samples/s", flush=True)
+        print(f"train step 784-350-10 single-spike, batch {b:4d}: {1e3 * sec:8.2f} ms, {b / sec:10.1f} samples/s",
+              flush=True)
     peer = None
     if args.peer_python:
         import subprocess
@@ -217,7 +222,8 @@ def main(argv=None):
               f"largest that ran {peer['largest_batch_ran']}); jaxsnn lif: {best_ours:.1f} samples/s -> "
               f"{peer['speedup_per_sample']:.0f}x faster per sample", flush=True)
 
-    out = dict(batch=B, rows=rows, single_spike_784_350_10=ours, pypi_jaxsnn_0_3_0=peer, machine=dict(processor=platform.processor(), cpus=os.cpu_count(), devices=jax.device_count(),
+    out = dict(batch=B, rows=rows, single_spike_784_350_10=ours, pypi_jaxsnn_0_3_0=peer,
+               machine=dict(processor=platform.processor(), cpus=os.cpu_count(), devices=jax.device_count(),
                                                 backend=jax.default_backend(), jax=jax.__version__),
                malloc=KEEP_FREED_MEMORY if args.malloc == "keep" and argv is None else "default",
                command="python benchmarks/bench_lif.py " + " ".join(sys.argv[1:] if argv is None else argv))

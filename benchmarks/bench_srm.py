@@ -100,8 +100,8 @@ def main():
         else:
             t_srm, t_dense = timeit_pair(srm_fwd_bwd(**kw), dense, (w, x), args.repeat)
         rows.append(dict(case=name, srm_ms=1e3 * t_srm, dense_ms=1e3 * t_dense, ratio=t_srm / t_dense))
-        print(f"{name:42s} srm {1e3 * t_srm:8.2f} ms   dense relu {1e3 * t_dense:6.3f} ms   ratio {t_srm / t_dense:6.1f}x",
-              flush=True)
+        print(f"{name:42s} srm {1e3 * t_srm:8.2f} ms   dense relu {1e3 * t_dense:6.3f} ms   "
+              f"ratio {t_srm / t_dense:6.1f}x", flush=True)
     result = dict(benchmark="first_spike_times forward+backward vs dense ReLU layer", batch=B, inputs=source,
                   jax=jax.__version__, device=str(jax.devices()[0]), machine=platform.machine(),
                   cpu_count=__import__("os").cpu_count(), rows=rows,

@@ -29,7 +29,7 @@ import platform
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiments"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the repository root
 
 import jax
 import numpy as np
@@ -37,7 +37,7 @@ import numpy as np
 from jaxsnn import coding, data, train
 
 train.use_cpu_devices()  # before any JAX computation
-from yinyang import make_task
+from experiments.yinyang import make_task  # noqa: E402
 
 
 def main(argv=None):
@@ -51,13 +51,13 @@ def main(argv=None):
     bs = 50
     task, _ = make_task(total_steps=args.epochs * (len(xtr) // bs))
     configs = train.grid(seed=[0, 1], lr=[1e-2, 5e-3], tau=[0.2, 0.5], t_cap=[8.0], hinge=[1.0])
-    kw = dict(epochs=args.epochs, batch_size=bs, eval_data=(xte, yte), progress=False)
+    kw = dict(epochs=args.epochs, batch_size=bs, eval_data=(xte, yte), eval_name="test", progress=False)
 
     def sequential(clear_cache):
         accs = []
         for cfg in train.unstack(configs):
             if clear_cache:
-                train._fit_programs.cache_clear()
+                train.clear_compiled()
             seed = cfg.pop("seed")
             accs.append(train.fit(task, (xtr, ytr), cfg, seed=seed, **kw).history[-1]["test_acc"])
         return np.asarray(accs)

@@ -1,36 +1,38 @@
 """Sweep the number of time steps T of the rate-coded DLIF network: accuracy and spikes per synapse.
 
-Trains ``experiments/mnist_dlif.py``'s network once per T (same epochs and settings for every T) and
+Trains ``experiments.mnist_dlif``'s network once per T (same epochs and settings for every T) and
 writes ``summary.json``, ``table.md`` and ``timesteps.png`` (test accuracy and spikes per synapse
-against T) to ``--out``; each run keeps its own folder ``T<k>/`` (resumable).
+against T) to ``--out``; each run keeps its own folder ``T<k>/`` (resumable). The values of T:
+``experiments.presets.DLIF_TIMESTEPS``. Run from the repository root (output in
+``runs/dlif_timesteps/<dataset>``):
 
-    python experiments/dlif_timesteps.py --dataset mnist --epochs 3 --data-dir ../shared/data
+    python -m experiments.dlif_timesteps --dataset mnist --epochs 3 --data-dir ../shared/data
 """
 
 from __future__ import annotations
 
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from common import Timer, command, parser, write_json  # noqa: E402
-import mnist_dlif  # noqa: E402
-
-STEPS = (1, 2, 4, 8, 16, 25)
+from experiments import mnist_dlif
+from experiments.common import Timer, command, interruptible, output_folder, parser, positive_int, write_json
+from experiments.presets import DLIF, DLIF_TIMESTEPS, N_CLASSES
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=3, out=None, models=("dlif",),
-               datasets=tuple(mnist_dlif.N_CLASSES))
-    p.add_argument("--num-steps", type=int, nargs="+", default=list(STEPS), help="the values of T")
-    p.add_argument("--hidden", type=int, nargs="+", default=[1000])
-    p.add_argument("--loss", default="membrane", choices=["count", "membrane"])
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--test-limit", type=int, default=None)
+    p = parser(__doc__.splitlines()[0], script="dlif_timesteps",
+               dataset="mnist", epochs=3, out="runs/dlif_timesteps/<dataset>",
+               models=("dlif",), datasets=tuple(N_CLASSES))
+    p.add_argument("--num-steps", type=positive_int, nargs="+", default=list(DLIF_TIMESTEPS), help="the values of T")
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=list(DLIF["hidden"]))
+    p.add_argument("--loss", default=DLIF["loss"], choices=["count", "membrane"])
+    p.add_argument("--limit", type=positive_int, default=None)
+    p.add_argument("--test-limit", type=positive_int, default=None)
     p.add_argument("--no-verify", action="store_true")
     args = p.parse_args(argv)
-    out = pathlib.Path(args.out or f"results/{args.dataset.replace('/', '_')}_dlif_timesteps")
+    out = output_folder(args, "dlif_timesteps", args.dataset)  # --fresh: the T<k>/ runs too
+    with interruptible(args):
+        return _run(args, argv, out)
+
+
+def _run(args, argv, out):
     timer = Timer()
     rows = []
     for T in args.num_steps:
@@ -49,11 +51,12 @@ def main(argv=None):
                          synaptic_events_per_sample=r["synaptic_events_per_sample"], energy=r["energy"],
                          seconds=r["seconds"]))
     result = dict(dataset=args.dataset, epochs=args.epochs, hidden=args.hidden, loss=args.loss, rows=rows,
-                  seconds=timer(), command=command("dlif_timesteps.py", argv))
+                  seconds=timer(), command=command("dlif_timesteps", argv))
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", result)
     lines = ["| T | test acc. (%) | acc. by count (%) | input spikes | hidden spikes | output spikes "
-             "| spikes/synapse L1 | spikes/synapse L2 | energy (nJ) | E_ANN-opt / E |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| spikes/synapse L1 | spikes/synapse L2 | energy (nJ) | E_ANN-opt / E |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sps = r["spikes_per_synapse"] + [float("nan")] * (2 - len(r["spikes_per_synapse"]))
         lines.append(f"| {r['T']} | {100 * r['test_acc']:.2f} | {100 * r['test_acc_count']:.2f} | {r['spikes_in']:.0f} "

@@ -5,7 +5,8 @@ The networks run with the clock in the loop (:func:`jaxsnn.lif.spike_times` with
 input is quantized once, every layer emits its spikes at bin ends and runs its causality checks
 on clocked times; the backward pass uses the straight-through estimator, or the sine estimator
 with ``--estimator sine``). dt is a traced value everywhere, so each program compiles once for
-the whole sweep. The networks are the multi-spike presets of ``mnist_lif.py``. Two protocols:
+the whole sweep. The networks are the multi-spike presets of ``experiments.mnist_lif``
+(``experiments.presets.LIF``); the default dts are ``experiments.presets.DT_SWEEP_DTS``. Two protocols:
 
 * default: one continuous network (dt = 0) is trained, evaluated at every dt as it is
   (post-training quantization), then fine-tuned on the clock for every (seed, dt) (the seed
@@ -20,27 +21,35 @@ prediction latency, and confidence over time (fraction of test samples already c
 finally decided at fixed decision times); the accuracy-vs-sparsity Pareto frontier; the dt range
 within 1 point of the continuous network (dt = 0) and the hidden-spike reduction there.
 
-    python experiments/dt_sweep.py --dataset mnist --limit 6000 --epochs 2 --seeds 0 1 --out results/dt_sweep_mnist
+Run from the repository root (output in ``runs/dt_sweep/<dataset>``):
+
+    python -m experiments.dt_sweep --dataset mnist --limit 6000 --epochs 2 --seeds 0 1 --out results/dt_sweep_mnist
 """
 
 from __future__ import annotations
 
-import json
 import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import Timer, command, energy_estimate, parser, write_json
+from experiments.common import (
+    Timer,
+    command,
+    energy_estimate,
+    input_spikes,
+    interruptible,
+    non_negative_float,
+    output_folder,
+    parser,
+    positive_int,
+    write_json,
+)
+from experiments.mnist_lif import encode
+from experiments.presets import DT_SWEEP_DTS, LIF, N_CLASSES
 from jaxsnn import coding, data, losses, metrics, nn, train
-from mnist_lif import N_CLASSES, PRESETS, encode
-
-DTS = (0.0, 1e-4, 5e-4, 1e-3, 2e-3, 4e-3, 5e-3, 7e-3, 8e-3, 1e-2, 1.5e-2)  # seconds
 
 
 def make_task(cfg, n_classes, estimator, steps_per_epoch):
@@ -50,17 +59,18 @@ def make_task(cfg, n_classes, estimator, steps_per_epoch):
                                         weight_low=cfg["weight_range"][0], weight_high=cfg["weight_range"][1]))
 
     def init(key, hp):
-        return model.init(key, jnp.zeros((1, 784)))
+        return model.init(key, jnp.zeros((1, 784, 1)))
 
     def loss(params, batch, key, hp):
         x, y = batch
-        t = model.apply(params, x, dt=hp["dt"])
+        t, _ = model.apply(params, x[..., None], dt=hp["dt"])
         return losses.spike_count_loss(t, y, target_true=15.0, target_false=3.0), dict(
             acc=jnp.mean(coding.count_class(t) == y))
 
     def evaluate(params, batch, hp):
         x, y = batch
-        t, hidden = model.apply(params, x, dt=hp["dt"], return_hidden=True)
+        t, aux = model.apply(params, x[..., None], dt=hp["dt"])
+        hidden = aux["hidden"]
         lat = metrics.prediction_latency(t, "count")
         out = dict(acc=jnp.mean(coding.count_class(t) == y), spikes_out=metrics.spikes_per_sample(t),
                    latency=jnp.mean(jnp.where(jnp.isfinite(lat), lat, cfg["t_max"])))
@@ -82,7 +92,7 @@ def confidence_curves(model, params, dts, x, y, times, batch=500):
     """Confidence over time ``[N, T]`` for every configuration (stacked params): one jitted
     program (params and dt traced) called per configuration and batch. A loop, not a vmap: on
     a CPU a vmapped event loop runs every member to the longest one's length."""
-    fwd = jax.jit(lambda p, d, xb, yb: metrics.confidence_over_time(model.apply(p, xb, dt=d), yb, times))
+    fwd = jax.jit(lambda p, d, xb, yb: metrics.confidence_over_time(model.apply(p, xb[..., None], dt=d)[0], yb, times))
     rows = []
     for i in range(len(dts)):
         p_i = jax.tree.map(lambda v: v[i], params)
@@ -114,7 +124,8 @@ def within_one_point(summary, hidden_keys):
     ok = [s for s in summary if s["test_acc"] >= ref["test_acc"] - 0.01]
     largest = max(ok, key=lambda s: s["dt"])
     h0 = sum(ref[k] for k in hidden_keys)
-    return dict(continuous_acc=ref["test_acc"], dts_within_1pt=[s["dt"] for s in ok], largest_dt_within_1pt=largest["dt"],
+    return dict(continuous_acc=ref["test_acc"], dts_within_1pt=[s["dt"] for s in ok],
+                largest_dt_within_1pt=largest["dt"],
                 hidden_spikes_continuous=h0, hidden_spikes_at_largest=sum(largest[k] for k in hidden_keys),
                 hidden_spike_change=sum(largest[k] for k in hidden_keys) / h0 - 1.0,
                 min_hidden_spikes_within_1pt=min(sum(s[k] for k in hidden_keys) for s in ok))
@@ -160,35 +171,44 @@ def plot(out, summary, records, front, conf_times, conf, dts, title):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=2, out=None, models=("multi",),
+    p = parser(__doc__.splitlines()[0], script="dt_sweep",
+               dataset="mnist", epochs=2, out="runs/dt_sweep/<dataset>", models=("multi",),
                datasets=tuple(N_CLASSES))
-    p.add_argument("--dts", type=float, nargs="+", default=list(DTS), help="time steps (s); 0 = continuous")
+    p.add_argument("--dts", type=non_negative_float, nargs="+", default=list(DT_SWEEP_DTS),
+                   help="time steps (s); 0 = continuous")
     p.add_argument("--estimator", default="straight_through", choices=("straight_through", "sine"))
-    p.add_argument("--limit", type=int, default=6000, help="training samples used")
-    p.add_argument("--test-limit", type=int, default=2000, help="test samples used")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
-    p.add_argument("--lr", type=float, default=None, help="default: the preset's")
-    p.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden layer sizes (default: the preset's)")
-    p.add_argument("--max-spikes", type=int, nargs="+", default=None, help="spikes per neuron, one per layer")
-    p.add_argument("--chunk-size", type=int, default=None, help="configurations per vmapped chunk (memory)")
+    p.add_argument("--limit", type=positive_int, default=6000, help="training samples used")
+    p.add_argument("--test-limit", type=positive_int, default=2000, help="test samples used")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default: the preset's")
+    p.add_argument("--lr", type=non_negative_float, default=None, help="default: the preset's")
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=None,
+                   help="hidden layer sizes (default: the preset's)")
+    p.add_argument("--max-spikes", type=positive_int, nargs="+", default=None, help="spikes per neuron, one per layer")
+    p.add_argument("--chunk-size", type=positive_int, default=None, help="configurations per vmapped chunk (memory)")
     p.add_argument("--no-verify", action="store_true")
     p.add_argument("--from-scratch", action="store_true",
                    help="train every (seed, dt) from its own initialization, all in one vmapped sweep "
                         "(default: fine-tune each from one continuous network)")
-    p.add_argument("--pretrain-epochs", type=int, default=1, help="epochs of the continuous network")
-    p.add_argument("--pretrain-limit", type=int, default=None, help="training samples of the continuous network")
+    p.add_argument("--pretrain-epochs", type=positive_int, default=1, help="epochs of the continuous network")
+    p.add_argument("--pretrain-limit", type=positive_int, default=None,
+                   help="training samples of the continuous network (default: the whole training set)")
     p.add_argument("--pretrain-dir", default=None,
                    help="folder of the continuous network's checkpoint (default: <out>/pretrain); a finished one "
-                        "with the same settings is reused, e.g. to compare estimators on the same network")
+                        "with the same settings is reused, e.g. to compare estimators on the same network; "
+                        "--fresh deletes it only when it lies in --out")
     args = p.parse_args(argv)
-    cfg = dict(PRESETS.get((args.dataset, args.model), PRESETS[args.model]))
+    cfg = dict(LIF.get((args.dataset, args.model), LIF[args.model]))
     for k in ("batch_size", "lr", "hidden", "max_spikes"):
         if getattr(args, k) is not None:
             cfg[k] = tuple(getattr(args, k)) if isinstance(getattr(args, k), list) else getattr(args, k)
     if len(cfg["thresholds"]) != len(cfg["hidden"]) + 1:
-        raise SystemExit("--hidden must keep the preset's number of layers (one threshold per layer)")
-    name = args.dataset.replace("/", "_")
-    out = pathlib.Path(args.out or f"results/dt_sweep_{name}")
+        p.error("--hidden must keep the preset's number of layers (one threshold per layer)")
+    out = output_folder(args, "dt_sweep", args.dataset)  # --fresh: pretrain/ and finetune_*/ too
+    with interruptible(args):
+        return _run(args, argv, cfg, out)
+
+
+def _run(args, argv, cfg, out):
     out.mkdir(parents=True, exist_ok=True)
     timer = Timer()
     (xtr, ytr), (xte, yte) = [data.load_dataset(args.dataset, s, data_dir=args.data_dir, verify=not args.no_verify)
@@ -205,8 +225,8 @@ def main(argv=None):
     if args.from_scratch:
         task, model = make_task(cfg, n_classes, args.estimator, len(xtr) // cfg["batch_size"])
         res = train.sweep(task, (xtr, ytr), configs, epochs=args.epochs, batch_size=cfg["batch_size"],
-                          eval_data=(xte, yte), eval_batch_size=ev_bs, chunk_size=args.chunk_size, out=out,
-                          progress=not args.quiet)
+                          eval_data=(xte, yte), eval_batch_size=ev_bs, eval_name="test", chunk_size=args.chunk_size,
+                          out=out, progress=not args.quiet)
         records, params, history = res.records(), res.params, {k: v.tolist() for k, v in res.history.items()}
     else:
         # 1. a continuous network (dt = 0), 2. every (seed, dt) fine-tuned from it on the clock
@@ -214,12 +234,13 @@ def main(argv=None):
         xpre, ypre = encode(xtr_full[:n_pre]), np.asarray(ytr_full[:n_pre], np.int32)
         task, model = make_task(cfg, n_classes, args.estimator, n_pre // cfg["batch_size"])
         pre = train.fit(task, (xpre, ypre), dict(lr=cfg["lr"], dt=0.0), seed=0, epochs=args.pretrain_epochs,
-                        batch_size=cfg["batch_size"], eval_data=(xte, yte), eval_batch_size=ev_bs,
+                        batch_size=cfg["batch_size"], eval_data=(xte, yte), eval_batch_size=ev_bs, eval_name="test",
                         out=pathlib.Path(args.pretrain_dir) if args.pretrain_dir else out / "pretrain",
                         progress=not args.quiet)
         pretrained = pre.state.params
         ev = jax.jit(lambda p, d, xy: train.evaluate(task, p, xy, dict(dt=d, lr=cfg["lr"]), batch_size=ev_bs))
-        post_training = [dict(dt=float(d), **{k: float(v) for k, v in ev(pretrained, jnp.float32(d), (xte, yte)).items()})
+        post_training = [dict(dt=float(d), **{k: float(v) for k, v in
+                                              ev(pretrained, jnp.float32(d), (xte, yte)).items()})
                          for d in dts]
         ft_task, _ = make_task(cfg, n_classes, args.estimator, len(xtr) // cfg["batch_size"])
         ft_task = ft_task._replace(init=lambda key, hp: pretrained)
@@ -227,7 +248,7 @@ def main(argv=None):
         for i in range(len(configs["dt"])):
             seed, dt = int(configs["seed"][i]), float(configs["dt"][i])
             run = train.fit(ft_task, (xtr, ytr), dict(lr=cfg["lr"], dt=np.float32(dt)), seed=seed, epochs=args.epochs,
-                            batch_size=cfg["batch_size"], eval_data=(xte, yte), eval_batch_size=ev_bs,
+                            batch_size=cfg["batch_size"], eval_data=(xte, yte), eval_batch_size=ev_bs, eval_name="test",
                             out=out / f"finetune_seed{seed}_dt{dt:g}", progress=not args.quiet)
             last = run.history[-1]
             records.append(dict(seed=seed, dt=dt, lr=cfg["lr"], **{k: v for k, v in last.items() if k != "epoch"}))
@@ -258,10 +279,10 @@ def main(argv=None):
             f"continuous network trained {args.pretrain_epochs} epoch(s) on {args.pretrain_limit or len(xtr_full)} "
             f"samples, then fine-tuned on the clock for {args.epochs} epoch(s) on {len(xtr)} samples per (seed, dt)"),
         post_training_quantization=post_training, history=history, seconds=timer(),
-        command=command("dt_sweep.py", argv))
+        command=command("dt_sweep", argv))
     # energy per inference (event-driven, jaxsnn.energy defaults) from the measured spike counts
     sizes = (784,) + tuple(cfg["hidden"]) + (n_classes,)
-    spikes_in = float(np.mean(np.sum(np.isfinite(np.asarray(xte)), axis=1)))
+    spikes_in = input_spikes(xte)
     for s in summary:
         s["energy"] = energy_estimate(sizes, [spikes_in] + [s[k] for k in hidden_keys], s["test_spikes_out"])
     write_json(out / "result.json", result)
@@ -279,7 +300,8 @@ def main(argv=None):
     f = finding
     within = ("" if f is None else
               f"Within 1 point of the continuous network ({100 * f['continuous_acc']:.2f} %): dt in "
-              f"{[round(1e3 * d, 4) for d in f['dts_within_1pt']]} ms; at the largest, {1e3 * f['largest_dt_within_1pt']:.4g} ms, "
+              f"{[round(1e3 * d, 4) for d in f['dts_within_1pt']]} ms; at the largest, "
+              f"{1e3 * f['largest_dt_within_1pt']:.4g} ms, "
               f"hidden spikes change by {100 * f['hidden_spike_change']:+.0f} % "
               f"({f['hidden_spikes_continuous']:.0f} -> {f['hidden_spikes_at_largest']:.0f} per sample).\n\n")
     text = (f"# {args.dataset}: time-step sweep, {result['network']}\n\n"

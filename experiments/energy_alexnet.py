@@ -3,26 +3,22 @@ Figure 3 / Dampfhoffer et al.: efficiency E_ANN / E_SNN against spikes per synap
 step for T = 1, 2, 4, 8 and two ANN accelerators (base: no reuse; opt: maximal reuse), the
 crossovers, and the energy breakdown into distant memory, local memory and compute.
 
-Analytic (jaxsnn.energy with its default Horowitz 45 nm constants): no training involved.
+Analytic (jaxsnn.energy with its default Horowitz 45 nm constants): no training involved. The
+time steps and rates: ``experiments.presets.ALEXNET_TIME_STEPS`` / ``ALEXNET_BREAKDOWN_RATES``.
+Run from the repository root (output in ``runs/energy_alexnet``):
 
-    python experiments/energy_alexnet.py --out results/energy_alexnet
+    python -m experiments.energy_alexnet --out results/energy_alexnet
 """
 
 from __future__ import annotations
 
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
 import jax.numpy as jnp
 import numpy as np
 
-from common import Timer, command, parser, write_json
+from experiments.common import Timer, command, interruptible, output_folder, parser, positive_float, write_json
+from experiments.presets import ALEXNET_BREAKDOWN_RATES as BREAKDOWN_RATES
+from experiments.presets import ALEXNET_TIME_STEPS as STEPS
 from jaxsnn import energy
-
-STEPS = (1, 2, 4, 8)
-BREAKDOWN_RATES = (0.05, 0.2, 0.5, 1.0)
 
 
 def crossover(net, time_steps, reuse, costs, lo=1e-4, hi=100.0):
@@ -38,11 +34,17 @@ def crossover(net, time_steps, reuse, costs, lo=1e-4, hi=100.0):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], dataset="none", epochs=0, out="results/energy_alexnet", models=("alexnet",))
-    p.add_argument("--local-kib", type=float, default=8.0, help="local buffer size (KiB)")
-    p.add_argument("--distant-kib", type=float, default=1024.0, help="distant SRAM size (KiB)")
+    p = parser(__doc__.splitlines()[0], script="energy_alexnet",
+               dataset="none", epochs=None, out="runs/energy_alexnet", models=("alexnet",))
+    p.add_argument("--local-kib", type=positive_float, default=8.0, help="local buffer size (KiB)")
+    p.add_argument("--distant-kib", type=positive_float, default=1024.0, help="distant SRAM size (KiB)")
     args = p.parse_args(argv)
-    out = pathlib.Path(args.out)
+    out = output_folder(args, "energy_alexnet")
+    with interruptible(args, resumable=False):
+        return _run(args, argv, out)
+
+
+def _run(args, argv, out):
     out.mkdir(parents=True, exist_ok=True)
     timer = Timer()
     costs = energy.EnergyCosts(local_kib=args.local_kib, distant_kib=args.distant_kib)
@@ -61,7 +63,7 @@ def main(argv=None):
         costs=dict(mac=costs.mac, add=costs.add, mul=costs.mul, local=costs.e_local, distant=costs.e_distant,
                    local_kib=costs.local_kib, distant_kib=costs.distant_kib),
         rates=rates.tolist(), efficiency={k: v.tolist() for k, v in curves.items()}, crossover=cross,
-        breakdown_pj=breakdown, seconds=timer(), command=command("energy_alexnet.py", argv))
+        breakdown_pj=breakdown, seconds=timer(), command=command("energy_alexnet", argv))
     write_json(out / "result.json", result)
     rows = ["| T | crossover vs ANN-base | crossover vs ANN-opt |", "|---|---|---|"]
     for T in STEPS:
@@ -72,7 +74,8 @@ def main(argv=None):
                      f"{v['total'] / 1e6:.1f} |")
     text = (f"# AlexNet: DLIF SNN against the ANN of the same topology\n\n"
             f"{energy.synapses(net) / 1e6:.0f} M synapses; local buffer {costs.local_kib:g} KiB "
-            f"({costs.e_local:.1f} pJ/access), distant SRAM {costs.distant_kib:g} KiB ({costs.e_distant:.1f} pJ/access), "
+            f"({costs.e_local:.1f} pJ/access), distant SRAM {costs.distant_kib:g} KiB "
+            f"({costs.e_distant:.1f} pJ/access), "
             f"MAC {costs.mac:.1f} pJ, add {costs.add:.1f} pJ.\n\n"
             "Spikes per synapse per time step below which the SNN uses less energy:\n\n" + "\n".join(rows)
             + "\n\nEnergy per inference:\n\n" + "\n".join(rows2) + f"\n\nCommand: `{result['command']}`\n")

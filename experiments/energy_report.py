@@ -5,22 +5,21 @@ DLIF (rate, T steps), each against the ReLU ANN of the same topology (jaxsnn.ene
 Reads each experiment's ``result.json`` (accuracy; spikes per sample per layer measured on the
 test set) and counts the input spikes from the dataset (TTFS inputs: one spike per non-zero
 pixel). Exact-time neurons are event-driven (no per-step neuron updates); a DLIF network updates
-every neuron at each of its T steps.
+every neuron at each of its T steps. Run from the repository root (output in
+``runs/energy_report/<dataset>``; it reads the recorded results in ``--results``, by default
+``results/``):
 
-    python experiments/energy_report.py --dataset mnist --out results/energy_report_mnist
+    python -m experiments.energy_report --dataset mnist --out results/energy_report_mnist
 """
 
 from __future__ import annotations
 
 import json
 import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import numpy as np
 
-from common import Timer, command, parser, write_json
+from experiments.common import Timer, command, interruptible, output_folder, parser, write_json
 from jaxsnn import data, energy
 
 
@@ -60,7 +59,8 @@ def networks(results, name, input_spikes):
                         _mean(s, "test_acc"), str(f)))
     dlif = [d / "result.json" for d in results.glob(f"{name}_dlif_T*")]
     dlif += list((results / f"{name}_dlif_timesteps").glob("T*/result.json"))
-    for f in sorted((f for f in dlif if f.exists()), key=lambda f: (json.loads(f.read_text())["config"]["num_steps"], str(f))):
+    by_steps = lambda f: (json.loads(f.read_text())["config"]["num_steps"], str(f))  # noqa: E731
+    for f in sorted((f for f in dlif if f.exists()), key=by_steps):
         r = json.loads(f.read_text())
         s, c = r["summary"], r["config"]
         T, n_h = int(c["num_steps"]), list(c["hidden"])
@@ -78,12 +78,18 @@ def networks(results, name, input_spikes):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=0, out=None, models=("all",),
-               datasets=("mnist", "fashion_mnist"))
-    p.add_argument("--results", default="results", help="folder with the experiments' results")
+    p = parser(__doc__.splitlines()[0], script="energy_report",
+               dataset="mnist", epochs=None, out="runs/energy_report/<dataset>",
+               models=("all",), datasets=("mnist", "fashion_mnist"))
+    p.add_argument("--results", default="results", help="folder with the experiments' results (read only)")
     p.add_argument("--no-verify", action="store_true")
     args = p.parse_args(argv)
-    out = pathlib.Path(args.out or f"results/energy_report_{args.dataset}")
+    out = output_folder(args, "energy_report", args.dataset)
+    with interruptible(args, resumable=False):
+        return _run(args, argv, out)
+
+
+def _run(args, argv, out):
     out.mkdir(parents=True, exist_ok=True)
     timer = Timer()
     x, _ = data.load_dataset(args.dataset, "test", data_dir=args.data_dir, verify=not args.no_verify)
@@ -113,9 +119,9 @@ def main(argv=None):
             f"Input: {input_spikes:.1f} spikes per image (TTFS: one per non-zero pixel; DLIF: its Bernoulli count). "
             f"Constants: jaxsnn.energy defaults (Horowitz 2014, 45 nm; local {costs.e_local:.1f} pJ, distant "
             f"{costs.e_distant:.1f} pJ per access).\n\n" + "\n".join(table)
-            + f"\n\nCommand: `{command('energy_report.py', argv)}`\n")
+            + f"\n\nCommand: `{command('energy_report', argv)}`\n")
     write_json(out / "result.json", dict(dataset=args.dataset, rows=rows, input_spikes=input_spikes,
-                                         command=command("energy_report.py", argv), seconds=timer()))
+                                         command=command("energy_report", argv), seconds=timer()))
     (out / "README.md").write_text(text)
     print(text)
     try:

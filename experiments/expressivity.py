@@ -1,6 +1,6 @@
 """Expressivity of SRM networks: emulation, discontinuity, linear regions, approximation, generalization.
 
-Runs the constructions of :mod:`jaxsnn.expressivity` and records their checks (JSON) and
+Runs the constructions of :mod:`jaxsnn.theory` and records their checks (JSON) and
 figures in ``--out``:
 
 * ``emulation``: random ReLU networks emulated by SRM networks (max error in float64 and float32,
@@ -8,19 +8,19 @@ figures in ``--out``:
 * ``maps``: firing maps of small networks (1-D curves, 2-D maps with their linear regions), the
   discontinuous example, and the ``2^d - 1`` regions of one neuron;
 * ``approx``: sup error against network size of the one-hidden-layer approximation (``delta = 3``);
-* ``generalization`` (``--dataset``, ``--model``, ``--epochs``, first of ``--seeds``): SRM (TTFS) and DLIF networks of growing width trained on an MNIST subset;
-  measured train-test gap against the growth-function bounds.
+* ``generalization`` (``--dataset``, ``--model``, ``--epochs``, first of ``--seeds``): SRM (TTFS)
+  and DLIF networks of growing width trained on an MNIST subset; measured train-test gap against
+  the growth-function bounds.
 
-    python experiments/expressivity.py --parts emulation maps approx generalization --out results/expressivity
+Nothing here resumes: an interrupted run starts again. Run from the repository root (output in
+``runs/expressivity``):
+
+    python -m experiments.expressivity --parts emulation maps approx generalization --out results/expressivity
 """
 
 from __future__ import annotations
 
 import math
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import jax
 
@@ -29,9 +29,10 @@ jax.config.update("jax_enable_x64", True)   # the exactness checks run in float6
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common import Timer, command, write_json  # noqa: E402
-from jaxsnn import expressivity as ex  # noqa: E402
+from experiments.common import Timer, command, interruptible, output_folder, parser, positive_int, write_json  # noqa: E402
+from experiments.presets import DLIF, MNIST_SRM  # noqa: E402
 from jaxsnn import srm  # noqa: E402
+from jaxsnn import theory as ex  # noqa: E402
 
 PARTS = ("emulation", "maps", "approx", "generalization")
 
@@ -69,7 +70,8 @@ def emulation(out, quiet=False):
         D = rng.uniform(0.0, 0.5, (k, 2))
         relu = ex.snn_to_relu(W, th, delays=D)
         t = rng.uniform(0.0, 2.0, (2000, k))
-        err = float(np.max(np.abs(np.asarray(relu(t)) - np.asarray(srm.first_spike_times(jnp.asarray(t), W, th, delays=D)))))
+        snn = np.asarray(srm.first_spike_times(jnp.asarray(t), W, th, delays=D))
+        err = float(np.max(np.abs(np.asarray(relu(t)) - snn)))
         back.append(dict(fan_in=k, pieces=2 ** k - 1, relu_layers=relu.num_layers, relu_units=relu.num_neurons,
                          relu_parameters=relu.num_parameters, max_abs_error=err))
         if not quiet:
@@ -133,7 +135,8 @@ def maps(out, quiet=False):
         vals = np.asarray(jax.vmap(lambda p: jnp.squeeze(f(p)))(jnp.asarray(g))).reshape(axis.size, axis.size)
         a = ax[1, i]
         im = a.imshow(vals.T, origin="lower", extent=(0, 1, 0, 1), cmap="viridis")
-        edges = (np.diff(labels, axis=0, prepend=labels[:1]) != 0) | (np.diff(labels, axis=1, prepend=labels[:, :1]) != 0)
+        edges = ((np.diff(labels, axis=0, prepend=labels[:1]) != 0)
+                 | (np.diff(labels, axis=1, prepend=labels[:, :1]) != 0))
         ys, xs = np.nonzero(edges.T)
         a.plot(axis[xs], axis[ys], "w.", ms=0.6)
         a.set(title=f"{title}: {n} regions", xlabel="x1", ylabel="x2")
@@ -154,7 +157,8 @@ def maps(out, quiet=False):
         _, _, keys = ex.affine_signatures(lambda p: neuron(p), np.array(pts))
         regions.append(dict(d=d, regions_found=int(len(np.unique(keys))), expected=2 ** d - 1, relu_neuron_max=2))
         if not quiet:
-            print(f"one neuron, d = {d}: {regions[-1]['regions_found']} linear regions (2^d - 1 = {2 ** d - 1})", flush=True)
+            print(f"one neuron, d = {d}: {regions[-1]['regions_found']} linear regions (2^d - 1 = {2 ** d - 1})",
+                  flush=True)
     res = dict(discontinuous_jumps=[list(j) for j in jumps], regions_2d=counts, one_neuron_regions=regions)
     write_json(out / "maps.json", res)
     return res
@@ -178,7 +182,8 @@ def approx(out, quiet=False):
             _, info = ex.approximate(f, d, 1e-9, max_level=6 if d == 1 else 4)
         res[name] = info["history"]
         if not quiet:
-            print(f"approximate {name}: " + ", ".join(f"{h['hidden']}:{h['error']:.2e}" for h in info["history"]), flush=True)
+            print(f"approximate {name}: " + ", ".join(f"{h['hidden']}:{h['error']:.2e}" for h in info["history"]),
+                  flush=True)
     write_json(out / "approximation.json", res)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -195,9 +200,7 @@ def approx(out, quiet=False):
 
 def generalization(out, *, widths=(16, 64, 256), m=1000, epochs=40, T=8, data_dir=None, quiet=False,
                    dataset="mnist", models=("srm", "dlif"), seed=0, test_limit=2000):
-    import mnist_dlif
-    import mnist_srm
-
+    from experiments import mnist_dlif, mnist_srm
     from jaxsnn import coding, data, train
 
     with jax.enable_x64(False):
@@ -213,17 +216,17 @@ def generalization(out, *, widths=(16, 64, 256), m=1000, epochs=40, T=8, data_di
                 steps = epochs * (m // 50)
                 if model == "srm":
                     task = mnist_srm.make_task(hidden=h, dropout=0.0, total_steps=steps)
-                    hp = dict(lr=1e-3, tau=0.2, t_cap=8.0, alpha=0.0, hinge=0.0, jitter=0.0)  # mnist_srm defaults
+                    hp = mnist_srm.hparams(MNIST_SRM)  # mnist_srm defaults
                     tr, te = (ttfs(xtr), ytr), (ttfs(xte), yte)
                     log2g = lambda n, h=h: ex.srm_log2_growth([784, h, 10], n)  # noqa: E731
                 else:
-                    cfg = dict(hidden=(h,), num_steps=T, beta=0.95, threshold=1.0, reset="subtract",
-                               surrogate="fast_sigmoid", loss="membrane")
+                    cfg = dict(DLIF, hidden=(h,), num_steps=T)  # mnist_dlif defaults
                     task, _ = mnist_dlif.make_task(cfg, 10, steps)
-                    hp = dict(lr=1e-3)
+                    hp = dict(lr=DLIF["lr"])
                     tr, te = (flat(xtr), ytr), (flat(xte), yte)
                     log2g = lambda n, h=h: ex.dlif_log2_growth([784, h, 10], T, n)  # noqa: E731
-                fit = train.fit(task, tr, hp, seed=seed, epochs=epochs, batch_size=50, eval_data=te, progress=False)
+                fit = train.fit(task, tr, hp, seed=seed, epochs=epochs, batch_size=50, eval_data=te, eval_name="test",
+                                progress=False)
                 train_acc = float(train.evaluate(task, fit.state.params, tr, hp)["acc"])
                 test_acc = float(fit.history[-1]["test_acc"])
                 params = 785 * h + (h + 1) * 10
@@ -248,7 +251,8 @@ def generalization(out, *, widths=(16, 64, 256), m=1000, epochs=40, T=8, data_di
         ax.loglog(p, [max(x["gap"], 1e-3) for x in r], mk + "-", label=f"{model}: measured gap (m = {m})")
         ax.loglog(p, [x["bound"] for x in r], mk + "--", label=f"{model}: bound (95 %)")
     ax.axhline(1.0, color="gray", lw=0.8)
-    ax.set(xlabel="parameters", ylabel="test error - train error", title=f"{dataset} subset: gap vs growth-function bound")
+    ax.set(xlabel="parameters", ylabel="test error - train error",
+           title=f"{dataset} subset: gap vs growth-function bound")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "generalization.png", dpi=120)
@@ -257,16 +261,22 @@ def generalization(out, *, widths=(16, 64, 256), m=1000, epochs=40, T=8, data_di
 
 
 def main(argv=None):
-    from common import parser
-    p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=40, out="results/expressivity",
+    p = parser(__doc__.splitlines()[0], script="expressivity",
+               dataset="mnist", epochs=40, out="runs/expressivity",
                models=("both", "srm", "dlif"), datasets=("mnist", "fashion_mnist"))
     p.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
-    p.add_argument("--widths", type=int, nargs="+", default=[16, 64, 256], help="hidden widths (generalization)")
-    p.add_argument("--train-samples", type=int, default=1000, help="MNIST training subset (generalization)")
-    p.add_argument("--test-limit", type=int, default=2000, help="test samples for the gap (generalization)")
-    p.add_argument("--num-steps", type=int, default=8, help="DLIF time steps (generalization)")
+    p.add_argument("--widths", type=positive_int, nargs="+", default=[16, 64, 256],
+                   help="hidden widths (generalization)")
+    p.add_argument("--train-samples", type=positive_int, default=1000, help="MNIST training subset (generalization)")
+    p.add_argument("--test-limit", type=positive_int, default=2000, help="test samples for the gap (generalization)")
+    p.add_argument("--num-steps", type=positive_int, default=8, help="DLIF time steps (generalization)")
     args = p.parse_args(argv)
-    out = pathlib.Path(args.out)
+    out = output_folder(args, "expressivity")
+    with interruptible(args, resumable=False):
+        return _run(args, argv, out)
+
+
+def _run(args, argv, out):
     out.mkdir(parents=True, exist_ok=True)
     timer = Timer()
     results = {}
@@ -279,7 +289,7 @@ def main(argv=None):
         else:
             results[part] = globals()[part](out, quiet=args.quiet)
     write_json(out / f"run_{'_'.join(args.parts)}.json",
-               dict(command=command("expressivity.py", argv), seconds=timer(), parts=args.parts))
+               dict(command=command("expressivity", argv), seconds=timer(), parts=args.parts))
     return results
 
 

@@ -8,20 +8,17 @@ measured spike counts), against the ANN of the same topology on the optimized an
 accelerator.
 
 Each family keeps its own reference settings (encoding, loss, learning rate, batch size; see
-``FAMILIES``): what is matched is the topology, the data and the number of epochs. The SRM
-network adds one bias spike to each layer's input (its own design). Every run is checkpointed in
-``--out`` and resumes where it stopped.
+:func:`family` and ``experiments.presets``: ``MNIST_SRM``, ``LIF``, ``DLIF``, ``FAMILY_ANN``): what
+is matched is the topology, the data and the number of epochs. The SRM network adds one bias spike
+to each layer's input (its own design). Every run is checkpointed in ``--out`` and resumes where
+it stopped. Run from the repository root (output in ``runs/family_comparison/<dataset>``):
 
-    python experiments/family_comparison.py --dataset mnist --epochs 3 --hidden 400 --data-dir ../shared/data
+    python -m experiments.family_comparison --dataset mnist --epochs 3 --hidden 400 --data-dir ../shared/data
 """
 
 from __future__ import annotations
 
 import dataclasses
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import flax.linen as fnn
 import jax
@@ -29,14 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import mnist_dlif
-import mnist_lif
-import mnist_srm
-from common import Timer, command, parser, write_json
+from experiments import mnist_dlif, mnist_lif, mnist_srm
+from experiments.common import Timer, command, interruptible, output_folder, parser, positive_int, write_json
+from experiments.presets import DLIF, FAMILY_ANN, FAMILY_DLIF_STEPS, LIF, MNIST_SRM
 from jaxsnn import coding, data, energy, train
 
-DLIF_STEPS = (1, 4, 8, 25)
-FAMILIES = ("srm", "lif_single", "lif_multi", *(f"dlif_T{T}" for T in DLIF_STEPS), "ann")
+FAMILIES = ("srm", "lif_single", "lif_multi", *(f"dlif_T{T}" for T in FAMILY_DLIF_STEPS), "ann")
 
 
 class ReLUMLP(fnn.Module):
@@ -71,21 +66,21 @@ def family(name, hidden, n_classes, n_train, epochs):
     family at the matched topology. ``encode`` maps ``uint8 [N, 28, 28]`` images to the network's
     input; ``input_spikes`` counts the spikes of an encoded batch per sample (``None``: the
     evaluation reports them)."""
-    ttfs_count = lambda x: np.sum(np.isfinite(x), axis=-1).astype(np.float64)  # noqa: E731
+    ttfs_count = lambda x: np.asarray(energy.spike_counts(x), np.float64)[:, 0]  # noqa: E731
     plain = [energy.dense(784, hidden), energy.dense(hidden, n_classes)]
     if name == "srm":
-        bs = 64
+        bs = MNIST_SRM["batch_size"]
         task = mnist_srm.make_task(hidden=hidden, total_steps=epochs * (n_train // bs))
         enc = lambda img: np.asarray(coding.ttfs_encode(img.reshape(len(img), -1) / 255.0, silent_below=0.0),  # noqa
                                      np.float32)
         return dict(label=f"SRM / TTFS 784-{hidden}-{n_classes}", task=task, batch_size=bs, encode=enc,
-                    hparams=dict(lr=1e-3, tau=0.2, t_cap=8.0, alpha=0.0, hinge=0.0, jitter=0.0),
+                    hparams=mnist_srm.hparams(MNIST_SRM),
                     # one bias spike into each layer
                     layers=[energy.dense(785, hidden), energy.dense(hidden + 1, n_classes)], neuron_updates=0,
                     input_spikes=lambda x: ttfs_count(x) + 1, hidden_extra=1.0, max_spikes=1)
     if name.startswith("lif_"):
         kind = name[4:]
-        cfg = dict(mnist_lif.PRESETS[kind], hidden=(hidden,))
+        cfg = dict(LIF[kind], hidden=(hidden,))
         task, _, _ = mnist_lif.make_task(cfg, n_classes, n_train // cfg["batch_size"])
         spikes = "/".join(map(str, cfg["max_spikes"]))
         return dict(label=f"LIF {kind}-spike 784-{hidden}-{n_classes} (max {spikes})", task=task,
@@ -94,18 +89,19 @@ def family(name, hidden, n_classes, n_train, epochs):
                     max_spikes=max(cfg["max_spikes"]))
     if name.startswith("dlif_T"):
         T = int(name[6:])
-        cfg = dict(hidden=(hidden,), num_steps=T, beta=0.95, threshold=1.0, reset="subtract",
-                   surrogate="fast_sigmoid", loss="membrane", lr=1e-3, batch_size=128)
+        cfg = dict(DLIF, hidden=(hidden,), num_steps=T)
         task, _ = mnist_dlif.make_task(cfg, n_classes, epochs * (n_train // cfg["batch_size"]))
         return dict(label=f"DLIF 784-{hidden}-{n_classes}, T = {T}", task=task, batch_size=cfg["batch_size"],
                     encode=lambda img: np.asarray(img, np.float32).reshape(len(img), -1) / 255.0,
                     hparams=dict(lr=cfg["lr"]), layers=plain, neuron_updates=T, input_spikes=None, hidden_extra=0.0,
                     max_spikes=T)
     if name == "ann":
-        bs = 128
-        return dict(label=f"ReLU ANN 784-{hidden}-{n_classes}", task=ann_task(hidden, n_classes, epochs * (n_train // bs)),
+        bs = FAMILY_ANN["batch_size"]
+        return dict(label=f"ReLU ANN 784-{hidden}-{n_classes}",
+                    task=ann_task(hidden, n_classes, epochs * (n_train // bs)),
                     batch_size=bs, encode=lambda img: np.asarray(img, np.float32).reshape(len(img), -1) / 255.0,
-                    hparams=dict(lr=1e-3), layers=plain, neuron_updates=None, input_spikes=None, hidden_extra=0.0)
+                    hparams=dict(lr=FAMILY_ANN["lr"]), layers=plain, neuron_updates=None, input_spikes=None,
+                    hidden_extra=0.0)
     raise ValueError(f"unknown family {name!r}; choose from {FAMILIES}")
 
 
@@ -191,15 +187,21 @@ def plot(rows, out, dataset):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=3, out=None, models=("all",),
-               datasets=("mnist", "fashion_mnist"))
-    p.add_argument("--hidden", type=int, default=400, help="hidden neurons, the same for every family")
+    p = parser(__doc__.splitlines()[0], script="family_comparison",
+               dataset="mnist", epochs=3, out="runs/family_comparison/<dataset>",
+               models=("all",), datasets=("mnist", "fashion_mnist"))
+    p.add_argument("--hidden", type=positive_int, default=400, help="hidden neurons, the same for every family")
     p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
-    p.add_argument("--limit", type=int, default=None, help="training samples (default: all)")
-    p.add_argument("--test-limit", type=int, default=None, help="test samples (default: all)")
+    p.add_argument("--limit", type=positive_int, default=None, help="training samples (default: all)")
+    p.add_argument("--test-limit", type=positive_int, default=None, help="test samples (default: all)")
     p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check of the dataset files")
     args = p.parse_args(argv)
-    out = pathlib.Path(args.out or f"results/family_comparison_{args.dataset}")
+    out = output_folder(args, "family_comparison", args.dataset)  # --fresh: every family's run
+    with interruptible(args):
+        return _run(args, argv, out)
+
+
+def _run(args, argv, out):
     out.mkdir(parents=True, exist_ok=True)
     timer = Timer()
     (xtr, ytr), (xte, yte) = [data.load_dataset(args.dataset, s, data_dir=args.data_dir, verify=not args.no_verify)
@@ -215,13 +217,13 @@ def main(argv=None):
             print(f"== {fam['label']}: batch {fam['batch_size']}, {fam['hparams']}", flush=True)
         run = train.fit(fam["task"], (a, ytr), fam["hparams"], seed=args.seeds[0], epochs=args.epochs,
                         batch_size=fam["batch_size"], eval_data=(b, yte), eval_batch_size=min(1000, len(b)),
-                        out=out / name, progress=not args.quiet)
+                        eval_name="test", out=out / name, progress=not args.quiet)
         rows.append(dict(measure(fam, run, b, costs), key=name))
         jax.clear_caches()
         write_json(out / "result.json", dict(dataset=args.dataset, hidden=args.hidden, epochs=args.epochs,
                                              seed=args.seeds[0], n_train=len(xtr), n_test=len(xte), rows=rows,
                                              costs=dataclasses.asdict(costs), seconds=timer(),
-                                             command=command("family_comparison.py", argv)))
+                                             command=command("family_comparison", argv)))
     text = (f"# {args.dataset}: the model families under one budget\n\n"
             f"Every network is 784-{args.hidden}-10, trained for {args.epochs} epochs on the same {len(xtr)} "
             f"training images (seed {args.seeds[0]}) and tested on the same {len(xte)} test images; each family "
@@ -231,7 +233,7 @@ def main(argv=None):
             "jaxsnn.energy defaults, spike counts measured on the test set; the ANN row is the optimized "
             "accelerator, and the last two columns divide the same-topology ANN's energy (optimized, "
             "baseline) by the row's.\n\n" + "\n".join(table(rows))
-            + f"\n\nCommand: `{command('family_comparison.py', argv)}`\n")
+            + f"\n\nCommand: `{command('family_comparison', argv)}`\n")
     (out / "README.md").write_text(text)
     print(text)
     plot(rows, out, args.dataset)

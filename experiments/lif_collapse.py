@@ -4,35 +4,42 @@ Starts from saved parameters (e.g. ``results/mnist_lif_single_30ep/best_params.m
 epoch-14 network of the 30-epoch run), trains on the first 55 000 MNIST training images with
 Adam at a constant learning rate, and writes one JSON line per step: loss, gradient and update
 norms, output spikes per sample and the fraction of samples whose label neuron stayed silent.
-The loss is ``mnist_lif``'s: ``--silent-label-drive G`` adds ``G * losses.silent_label_drive`` to
+The loss is ``experiments.mnist_lif``'s: ``--silent-label-drive G`` adds ``G * losses.silent_label_drive`` to
 the TTFS cross-entropy and drops the cross-entropy's gradient of samples whose label neuron is
 silent (``G = 0``: the reference loss).
 Several values of ``G`` run one after the other (a weight whose step file in ``--out`` is complete
 is read back, not rerun), each from the same parameters and with the same
-data order (``--seeds``: its first value), and ``collapse.png`` compares them.
+data order (``--seeds``: its first value), and ``collapse.png`` compares them. Run from the
+repository root (output in ``runs/lif_collapse``):
 
-    python experiments/lif_collapse.py --init-params results/mnist_lif_single_30ep/best_params.msgpack \
+    python -m experiments.lif_collapse --init-params results/mnist_lif_single_30ep/best_params.msgpack \
         --silent-label-drive 0 1 100 --epochs 4 --data-dir ../shared/data --out results/lif_collapse
 """
 
 from __future__ import annotations
 
 import json
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-import mnist_lif
-from common import command, parser, write_json
+from experiments import mnist_lif
+from experiments.common import (
+    command,
+    interruptible,
+    non_negative_float,
+    non_negative_int,
+    output_folder,
+    parser,
+    positive_int,
+    write_json,
+)
+from experiments.presets import LIF
 from jaxsnn import data
 
-HPARAMS = dict(tau=mnist_lif.PRESETS["single"]["tau"])
+HPARAMS = dict(tau=LIF["single"]["tau"])
 
 
 def make_step(task, opt):
@@ -52,13 +59,13 @@ def make_step(task, opt):
 
 def run(args, gamma, xtr, ytr, out):
     path = out / f"steps_drive{gamma:g}.jsonl"
-    steps = args.epochs * (len(xtr) // mnist_lif.PRESETS["single"]["batch_size"])
+    steps = args.epochs * (len(xtr) // LIF["single"]["batch_size"])
     if path.exists():  # a finished run of this weight is kept (resumable sweeps over the weight)
         records = [json.loads(line) for line in path.read_text().splitlines()]
         if len(records) == steps:
             return records
     # clean inputs, as in the recorded runs (the preset's input augmentation would need a key per step)
-    cfg = dict(mnist_lif.PRESETS["single"], lr_schedule="constant", silent_label_drive=gamma,
+    cfg = dict(LIF["single"], lr_schedule="constant", silent_label_drive=gamma,
                input_jitter=0.0, input_drop=0.0)
     if args.hidden:
         cfg["hidden"] = tuple(args.hidden)
@@ -122,17 +129,24 @@ def plot(out, curves, window):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=4, out="results/lif_collapse", models=("single",),
+    p = parser(__doc__.splitlines()[0], script="lif_collapse",
+               dataset="mnist", epochs=4, out="runs/lif_collapse", models=("single",),
                datasets=("mnist",))
     p.add_argument("--init-params", required=True, help="best_params.msgpack or checkpoint.msgpack to start from")
-    p.add_argument("--silent-label-drive", type=float, nargs="+", default=[0.0, 100.0])
-    p.add_argument("--lr", type=float, default=5e-4, help="constant Adam learning rate")
-    p.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden sizes of the saved network (default 800)")
-    p.add_argument("--val", type=int, default=5000, help="the last N training images are left out")
-    p.add_argument("--limit", type=int, default=None, help="use only this many training images")
-    p.add_argument("--window", type=int, default=50, help="steps averaged in the summary and the figure")
+    p.add_argument("--silent-label-drive", type=non_negative_float, nargs="+", default=[0.0, 100.0])
+    p.add_argument("--lr", type=non_negative_float, default=5e-4, help="constant Adam learning rate")
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=None,
+                   help="hidden sizes of the saved network (default 800)")
+    p.add_argument("--val", type=non_negative_int, default=5000, help="the last N training images are left out")
+    p.add_argument("--limit", type=positive_int, default=None, help="use only this many training images")
+    p.add_argument("--window", type=positive_int, default=50, help="steps averaged in the summary and the figure")
     args = p.parse_args(argv)
-    out = pathlib.Path(args.out)
+    out = output_folder(args, "lif_collapse", keep=(args.init_params,))  # --fresh: every weight's step file
+    with interruptible(args):
+        return _run(args, argv, out)
+
+
+def _run(args, argv, out):
     out.mkdir(parents=True, exist_ok=True)
     xtr, ytr = data.load_dataset("mnist", "train", data_dir=args.data_dir)
     xtr, ytr = mnist_lif.encode(xtr)[:len(xtr) - args.val], np.asarray(ytr, np.int32)[:len(ytr) - args.val]
@@ -140,7 +154,7 @@ def main(argv=None):
     curves = {g: run(args, g, xtr, ytr, out) for g in args.silent_label_drive}
     result = dict(init_params=args.init_params, lr=args.lr, epochs=args.epochs, n_train=len(xtr),
                   runs={f"{g:g}": summarize(r, args.window) for g, r in curves.items()},
-                  command=command("lif_collapse.py", argv))
+                  command=command("lif_collapse", argv))
     write_json(out / "result.json", result)
     plot(out, curves, args.window)
     for g, s in result["runs"].items():

@@ -1,18 +1,18 @@
 """Single-spike vs multi-spike LIF networks: one table and one figure from the results of
-``mnist_lif.py`` (accuracy, spikes per sample, prediction latency, epochs to converge, noise).
+``experiments.mnist_lif`` (accuracy, spikes per sample, prediction latency, epochs to converge, noise).
 
-    python experiments/lif_compare.py --dataset mnist --out results/lif_comparison_mnist
+Run from the repository root (output in ``runs/lif_compare/<dataset>``; it reads the recorded
+results in ``--results``, by default ``results/``):
+
+    python -m experiments.lif_compare --dataset mnist --out results/lif_comparison_mnist
 """
 
 from __future__ import annotations
 
 import json
 import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from common import parser  # noqa: E402
+from experiments.common import interruptible, output_folder, parser
 
 
 def epochs_to(history, frac=0.99):
@@ -22,14 +22,22 @@ def epochs_to(history, frac=0.99):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=0, out=None, models=("both",),
-               datasets=("mnist", "fashion_mnist", "emnist/balanced"))
+    p = parser(__doc__.splitlines()[0], script="lif_compare",
+               dataset="mnist", epochs=None, out="runs/lif_compare/<dataset>",
+               models=("both",), datasets=("mnist", "fashion_mnist", "emnist/balanced"))
     p.add_argument("--results", default="results", help="folder holding <dataset>_lif_<model>/result.json")
-    p.add_argument("--single", default=None, help="result folder of the single-spike run (default: <results>/<dataset>_lif_single)")
-    p.add_argument("--multi", default=None, help="result folder of the multi-spike run (default: <results>/<dataset>_lif_multi)")
+    p.add_argument("--single", default=None,
+                   help="result folder of the single-spike run (default: <results>/<dataset>_lif_single)")
+    p.add_argument("--multi", default=None,
+                   help="result folder of the multi-spike run (default: <results>/<dataset>_lif_multi)")
     args = p.parse_args(argv)
+    out = output_folder(args, "lif_compare", args.dataset)
+    with interruptible(args, resumable=False):
+        return _run(args, out)
+
+
+def _run(args, out):
     name = args.dataset.replace("/", "_")
-    out = pathlib.Path(args.out or f"results/lif_comparison_{name}")
     runs = {}
     for model in ("single", "multi"):
         f = pathlib.Path(getattr(args, model) or pathlib.Path(args.results) / f"{name}_lif_{model}") / "result.json"
@@ -46,7 +54,8 @@ def main(argv=None):
     s = lambda r, k: r["summary"][k]["mean"]
     add("network", lambda r: r["model"])
     add("epochs run", lambda r: str(r["epochs"]) + (f" (reported: epoch {r['selected_epoch']}, best on "
-                                                     f"{r['n_val']} validation images)" if r.get("selected_epoch") else ""))
+                                                     f"{r['n_val']} validation images)"
+                                                     if r.get("selected_epoch") else ""))
     add("test accuracy", lambda r: f"{100 * s(r, 'test_acc'):.2f} %")
     add("hidden spikes / sample", lambda r: f"{s(r, 'test_spikes_hidden'):.0f}")
     add("output spikes / sample", lambda r: f"{s(r, 'test_spikes_out'):.1f}")
@@ -54,7 +63,8 @@ def main(argv=None):
     add("prediction latency (mean)", lambda r: f"{1e3 * s(r, 'test_latency'):.1f} ms")
     add("epochs to 99 % of best test accuracy", lambda r: str(epochs_to(r["runs"][0]["history"])))
     for k in ("0.005", "0.02"):
-        add(f"accuracy, input jitter {1e3 * float(k):g} ms", lambda r, k=k: f"{100 * r['noise_robustness']['jitter'][k]:.2f} %")
+        add(f"accuracy, input jitter {1e3 * float(k):g} ms",
+            lambda r, k=k: f"{100 * r['noise_robustness']['jitter'][k]:.2f} %")
     for k in ("0.2", "0.4"):
         add(f"accuracy, {100 * float(k):g} % input spikes deleted",
             lambda r, k=k: f"{100 * r['noise_robustness']['delete'][k]:.2f} %")

@@ -13,28 +13,40 @@ Recorded per epoch: test accuracy, input / hidden / output spikes per sample, an
 synapse of each layer (presynaptic spikes divided by the number of presynaptic neurons: every such
 spike is one synaptic event per outgoing synapse), which the energy model uses.
 
-    python experiments/mnist_dlif.py --dataset mnist --epochs 15 --data-dir ../shared/data
-    python experiments/mnist_dlif.py --dataset fashion_mnist --epochs 15 --data-dir ../shared/data
-    python experiments/mnist_dlif.py --num-steps 4 --epochs 3 --out results/mnist_dlif_T4
+The defaults are ``experiments.presets.DLIF``. Run from the repository root (output in
+``runs/mnist_dlif/<dataset>_T<num-steps>``):
+
+    python -m experiments.mnist_dlif --dataset mnist --epochs 15 --data-dir ../shared/data
+    python -m experiments.mnist_dlif --dataset fashion_mnist --epochs 15 --data-dir ../shared/data
+    python -m experiments.mnist_dlif --num-steps 4 --epochs 3 --out results/mnist_dlif_T4
 """
 
 from __future__ import annotations
-
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import (Timer, command, energy_estimate, energy_text, parser, plot_history, run_seeds, summarize,
-                    write_results)
-from jaxsnn import coding, data, losses, nn, train
+from experiments.common import (
+    Timer,
+    command,
+    energy_estimate,
+    energy_text,
+    interruptible,
+    non_negative_float,
+    output_folder,
+    parser,
+    plot_history,
+    positive_float,
+    positive_int,
+    run_seeds,
+    summarize,
+    write_results,
+)
+from experiments.presets import DLIF, N_CLASSES
+from jaxsnn import coding, data, energy, losses, nn, train
 
-N_CLASSES = {"mnist": 10, "fashion_mnist": 10, "emnist/balanced": 47}
 EVAL_KEY = 20_251_123
 
 
@@ -46,7 +58,8 @@ def make_task(cfg, n_classes, total_steps):
 
     def forward(params, x, key):
         spikes_in = coding.bernoulli_encode(key, x, T, dtype=x.dtype)
-        (s, v), hidden = model.apply(params, spikes_in, return_hidden=True)
+        s, aux = model.apply(params, spikes_in)
+        v, hidden = aux["membrane"], aux["hidden"]
         return spikes_in, s, v, hidden
 
     def objective(s, v, y):
@@ -70,7 +83,7 @@ def make_task(cfg, n_classes, total_steps):
         x, y = batch
         # a fixed encoding per test image (same key for every epoch; images differ per batch)
         spikes_in, s, v, hidden = forward(params, x, jax.random.key(EVAL_KEY))
-        per_sample = lambda a: jnp.mean(jnp.sum(a, axis=(0, -1)))  # noqa: E731
+        per_sample = lambda a: jnp.mean(energy.spike_counts(a, time_major=True))  # noqa: E731
         return dict(acc=jnp.mean(decide(s, v) == y), acc_count=jnp.mean(coding.rate_class(s) == y),
                     spikes_in=per_sample(spikes_in), spikes_hidden=sum(per_sample(h) for h in hidden),
                     spikes_out=per_sample(s),
@@ -83,25 +96,31 @@ def make_task(cfg, n_classes, total_steps):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=15, out=None, models=("dlif",),
-               datasets=tuple(N_CLASSES))
-    p.add_argument("--hidden", type=int, nargs="+", default=[1000], help="hidden layer sizes")
-    p.add_argument("--num-steps", type=int, default=25, help="time steps T")
-    p.add_argument("--beta", type=float, default=0.95)
-    p.add_argument("--threshold", type=float, default=1.0)
-    p.add_argument("--reset", default="subtract", choices=["subtract", "zero"])
-    p.add_argument("--surrogate", default="fast_sigmoid")
-    p.add_argument("--loss", default="membrane", choices=["count", "membrane"])
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay to 1 %%)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--limit", type=int, default=None, help="use only this many training samples")
-    p.add_argument("--test-limit", type=int, default=None, help="evaluate on only this many test samples")
+    d = DLIF
+    p = parser(__doc__.splitlines()[0], script="mnist_dlif",
+               dataset="mnist", epochs=d["epochs"],
+               out="runs/mnist_dlif/<dataset>_T<num-steps>", models=("dlif",), datasets=tuple(N_CLASSES))
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=list(d["hidden"]), help="hidden layer sizes")
+    p.add_argument("--num-steps", type=positive_int, default=d["num_steps"], help="time steps T")
+    p.add_argument("--beta", type=non_negative_float, default=d["beta"])
+    p.add_argument("--threshold", type=positive_float, default=d["threshold"])
+    p.add_argument("--reset", default=d["reset"], choices=["subtract", "zero"])
+    p.add_argument("--surrogate", default=d["surrogate"])
+    p.add_argument("--loss", default=d["loss"], choices=["count", "membrane"])
+    p.add_argument("--lr", type=non_negative_float, default=d["lr"], help="peak learning rate (cosine decay to 1 %%)")
+    p.add_argument("--batch-size", type=positive_int, default=d["batch_size"])
+    p.add_argument("--limit", type=positive_int, default=None, help="use only this many training samples")
+    p.add_argument("--test-limit", type=positive_int, default=None, help="evaluate on only this many test samples")
     p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check of the dataset files")
     args = p.parse_args(argv)
     cfg = dict(hidden=tuple(args.hidden), num_steps=args.num_steps, beta=args.beta, threshold=args.threshold,
                reset=args.reset, surrogate=args.surrogate, loss=args.loss, lr=args.lr, batch_size=args.batch_size)
-    args.out = args.out or f"results/{args.dataset.replace('/', '_')}_dlif_T{args.num_steps}"
-    out = pathlib.Path(args.out)
+    out = output_folder(args, "mnist_dlif", f"{args.dataset}_T{args.num_steps}")
+    with interruptible(args):
+        return _run(args, argv, cfg, out)
+
+
+def _run(args, argv, cfg, out):
     timer = Timer()
 
     (xtr, ytr), (xte, yte) = [data.load_dataset(args.dataset, s, data_dir=args.data_dir, verify=not args.no_verify)
@@ -126,18 +145,18 @@ def main(argv=None):
     layer_inputs = [s["spikes_in"]] + [summary[k]["mean"] for k in per_layer]
     per_synapse = [x / n for x, n in zip(layer_inputs, sizes)]
     synaptic_events = sum(x * n for x, n in zip(layer_inputs, sizes[1:]))
-    energy = energy_estimate(sizes, layer_inputs, s["spikes_out"], neuron_updates=cfg["num_steps"],
+    energy_est = energy_estimate(sizes, layer_inputs, s["spikes_out"], neuron_updates=cfg["num_steps"],
                              max_spikes=cfg["num_steps"])
     name = f"DLIF {'-'.join(map(str, sizes))}, T = {cfg['num_steps']}"
     result = dict(dataset=args.dataset, model=name, config=cfg, epochs=args.epochs, seeds=args.seeds, summary=summary,
-                  spikes_per_synapse=per_synapse, synaptic_events_per_sample=synaptic_events, energy=energy,
-                  n_train=len(xtr), n_test=len(xte), seconds=timer(), command=command("mnist_dlif.py", argv))
+                  spikes_per_synapse=per_synapse, synaptic_events_per_sample=synaptic_events, energy=energy_est,
+                  n_train=len(xtr), n_test=len(xte), seconds=timer(), command=command("mnist_dlif", argv))
     write_results(out, result, runs)
     plot_history(runs, out / "accuracy.png", title=f"{args.dataset}, {name}")
     acc = summary["test_acc"]
     print(f"{args.dataset}, {name}: test accuracy {100 * acc['mean']:.2f} %, spikes per sample "
           f"{s['spikes_in']:.0f} in / {s['spikes_hidden']:.0f} hidden / {s['spikes_out']:.1f} out, "
-          f"{energy_text(energy)}, {timer():.0f} s")
+          f"{energy_text(energy_est)}, {timer():.0f} s")
     return result
 
 

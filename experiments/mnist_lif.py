@@ -5,11 +5,11 @@ Settings of the reference code (times in seconds): ``tau_syn = 0.13``, ``tau_mem
 pixels encoded in a 0.1 s window as ``t = 0.1 (1 - p/255)``, zero pixels send no spike, Adam.
 Presets (``--dataset``, ``--model``):
 
-* mnist/single: 784-800-10, thresholds 0.7/2.0, 1 spike, t_max 1.0, U(0, 1), TTFS CE tau 0.005, lr 0.002, batch 50, 30 epochs;
-  plus, which the reference code lacks, ``losses.silent_label_drive`` (weight 100) and the
-  cross-entropy's ``drop_silent_label``: samples whose label neuron is silent push it to fire
-  instead of pushing the other classes later. Without that the output layer falls silent after
-  15-20 epochs (``results/mnist_lif_single/COLLAPSE.md``, ``experiments/lif_collapse.py``).
+* mnist/single: 784-800-10, thresholds 0.7/2.0, 1 spike, t_max 1.0, U(0, 1), TTFS CE tau 0.005,
+  lr 0.002, batch 50, 30 epochs; plus, which the reference code lacks, ``losses.silent_label_drive``
+  (weight 100) and the cross-entropy's ``drop_silent_label``: samples whose label neuron is silent
+  push it to fire instead of pushing the other classes later. Without that the output layer falls silent after
+  15-20 epochs (``results/mnist_lif_single/COLLAPSE.md``, ``experiments.lif_collapse``).
   ``--silent-label-drive 0`` gives the reference loss. The training inputs are perturbed at every
   step (``coding.perturb_spike_times``: N(0, 5 ms) jitter, 10 % of the spikes deleted), which the
   reference code does not do either; it closes much of the gap between training and test accuracy
@@ -22,19 +22,19 @@ Presets (``--dataset``, ``--model``):
   loss gives a silent neuron no gradient), 9.95 % of the training samples had a silent label neuron
   from epoch 2 on, and the test accuracy stayed at 80 % for 5 epochs.
 
-Every preset value can be overridden by a flag. After training: test accuracy, spikes per sample
-(hidden and output), prediction latency (when the decision stops changing), accuracy over time,
-and robustness to input noise (spike-time jitter, deleted spikes).
+The presets are ``experiments.presets.LIF``; every preset value can be overridden by a flag.
+After training: test accuracy, spikes per sample (hidden and output), prediction latency (when
+the decision stops changing), accuracy over time, and robustness to input noise (spike-time
+jitter, deleted spikes: ``coding.perturb_spike_times``).
 
-    python experiments/mnist_lif.py --model multi --epochs 100 --out results/mnist_lif_multi
+Run from the repository root (output in ``runs/mnist_lif/<dataset>_<model>``):
+
+    python -m experiments.mnist_lif --model multi --epochs 100 --out results/mnist_lif_multi
 """
 
 from __future__ import annotations
 
 import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
@@ -42,34 +42,35 @@ import numpy as np
 import optax
 from flax import serialization
 
-from common import (Timer, ValidationBest, command, energy_estimate, energy_text, parser, plot_history, run_seeds, summarize,
-                    write_results)
+from experiments.common import (
+    Timer,
+    ValidationBest,
+    command,
+    energy_estimate,
+    energy_text,
+    input_spikes,
+    interruptible,
+    non_negative_float,
+    non_negative_int,
+    output_folder,
+    parser,
+    plot_history,
+    positive_float,
+    positive_int,
+    probability,
+    run_seeds,
+    summarize,
+    write_results,
+)
+from experiments.presets import LIF, LIF_EVAL_BATCH, LIF_NOISE_DELETE, LIF_NOISE_JITTER, N_CLASSES
 from jaxsnn import coding, data, losses, metrics, nn, train
-
-PRESETS = {
-    "single": dict(hidden=(800,), thresholds=(0.7, 2.0), max_spikes=(1, 1), t_max=1.0, weight_range=(0.0, 1.0),
-                   loss="ttfs", tau=0.005, lr=0.002, batch_size=50, epochs=30, lr_halve_every=0,
-                   silent_label_drive=100.0, input_jitter=0.005, input_drop=0.1),
-    "multi": dict(hidden=(800,), thresholds=(0.2, 1.3), max_spikes=(30, 30), t_max=0.2, weight_range=(-1.0, 1.0),
-                  loss="count", tau=0.005, lr=0.003, batch_size=50, epochs=100, lr_halve_every=0),
-    ("fashion_mnist", "multi"): dict(hidden=(400, 400), thresholds=(0.13, 0.45, 0.7), max_spikes=(5, 5, 20),
-                                     t_max=0.2, weight_range=(-1.0, 1.0), loss="count", tau=0.005, lr=5e-4,
-                                     batch_size=5, epochs=30, lr_halve_every=10, silent_label_drive=100.0),
-}
-N_CLASSES = {"mnist": 10, "fashion_mnist": 10, "emnist/balanced": 47}
-JITTER = (0.0, 0.002, 0.005, 0.01, 0.02)  # seconds (the input window is 0.1 s)
-DELETE = (0.0, 0.1, 0.2, 0.4)  # fraction of input spikes deleted
-# Evaluation batch. The event loops run in lock step over a batch until its slowest sample is
-# done (and the inner spike loop as often as the busiest neuron of the batch fires between two
-# events), so large batches cost more per sample: with the multi-spike network of epoch 12,
-# batch 1000 took 2.6x as long per sample as batch 100 (one measurement on a busy machine).
-EVAL_BATCH = 100
 
 
 def encode(images, window=0.1):
-    """``t = window (1 - p/255)``; zero pixels send no spike (``inf``)."""
+    """``t = window (1 - p/255)``; zero pixels send no spike (``inf``): :func:`jaxsnn.coding.ttfs_encode`
+    of the pixels scaled to ``[0, 1]`` in float32 (``t_max = window``, ``silent_below = 0``)."""
     x = np.asarray(images, np.float32).reshape(len(images), -1) / 255.0
-    return np.where(x > 0, window * (1.0 - x), np.inf).astype(np.float32)
+    return np.asarray(coding.ttfs_encode(x, t_max=window, silent_below=0.0), np.float32)
 
 
 def make_task(cfg, n_classes, steps_per_epoch, epochs=None):
@@ -95,7 +96,7 @@ def make_task(cfg, n_classes, steps_per_epoch, epochs=None):
                     latency=jnp.mean(jnp.where(jnp.isfinite(lat), lat, cfg["t_max"])))
 
     def init(key, hp):
-        return model.init(key, jnp.zeros((1, 784)))
+        return model.init(key, jnp.zeros((1, 784, 1)))
 
     jitter, drop = cfg.get("input_jitter", 0.0), cfg.get("input_drop", 0.0)  # training-input augmentation
 
@@ -103,10 +104,11 @@ def make_task(cfg, n_classes, steps_per_epoch, epochs=None):
         x, y = batch
         if jitter or drop:
             x = coding.perturb_spike_times(key, x, jitter=jitter, drop=drop)
-        t, hidden = model.apply(params, x, return_hidden=True)
+        t, aux = model.apply(params, x[..., None])
+        hidden = aux["hidden"]
         drive = cfg.get("silent_label_drive", 0.0)
         if cfg["loss"] == "ttfs":
-            value = losses.ttfs_cross_entropy(t[..., 0], y, tau=hp["tau"], t_silent=cfg["t_max"],
+            value = losses.ttfs_cross_entropy(t[..., 0], y, temperature=hp["tau"], t_silent=cfg["t_max"],
                                               drop_silent_label=bool(drive))
         else:
             value = losses.spike_count_loss(t, y, target_true=15.0, target_false=3.0)
@@ -119,7 +121,8 @@ def make_task(cfg, n_classes, steps_per_epoch, epochs=None):
 
     def evaluate(params, batch, hp):
         x, y = batch
-        t, hidden = model.apply(params, x, return_hidden=True)
+        t, aux = model.apply(params, x[..., None])
+        hidden = aux["hidden"]
         return stats(t, hidden, y)
 
     def optimizer(hp):
@@ -148,68 +151,74 @@ def _init_from(path, fresh_init):
     return init
 
 
-def robustness(model, decide, params, x, y, key, batch=EVAL_BATCH):
-    """Test accuracy under spike-time jitter (Gaussian, seconds) and random spike deletion."""
-    fwd = jax.jit(lambda p, x: decide(model.apply(p, x)))
+def robustness(model, decide, params, x, y, key, batch=LIF_EVAL_BATCH):
+    """Test accuracy under spike-time jitter (Gaussian, seconds; times clipped at 0) and random
+    spike deletion: :func:`jaxsnn.coding.perturb_spike_times`, one key per noise level."""
+    fwd = jax.jit(lambda p, x: decide(model.apply(p, x[..., None])[0]))
 
     def acc(xn):
-        return float(np.mean(np.concatenate([np.asarray(fwd(params, xn[i:i + batch])) for i in range(0, len(xn), batch)]) == y))
+        decisions = [np.asarray(fwd(params, xn[i:i + batch])) for i in range(0, len(xn), batch)]
+        return float(np.mean(np.concatenate(decisions) == y))
+
+    def perturbed(k, **noise):
+        return np.asarray(coding.perturb_spike_times(k, x, **noise), np.float32)
 
     out = dict(jitter={}, delete={})
-    for s in JITTER:
-        k = jax.random.fold_in(key, int(s * 1e6))
-        xn = np.asarray(x + s * jax.random.normal(k, x.shape, x.dtype))
-        out["jitter"][str(s)] = acc(np.where(np.isfinite(x), np.maximum(xn, 0.0), np.inf).astype(np.float32))
-    for p in DELETE:
-        k = jax.random.fold_in(key, 10_000 + int(p * 100))
-        drop = np.asarray(jax.random.bernoulli(k, p, x.shape))
-        out["delete"][str(p)] = acc(np.where(drop, np.inf, x).astype(np.float32))
+    for s in LIF_NOISE_JITTER:
+        out["jitter"][str(s)] = acc(perturbed(jax.random.fold_in(key, int(s * 1e6)), jitter=s))
+    for p in LIF_NOISE_DELETE:
+        out["delete"][str(p)] = acc(perturbed(jax.random.fold_in(key, 10_000 + int(p * 100)), drop=p))
     return out
 
 
-def latency_curve(model, decoder, params, x, y, t_max, batch=EVAL_BATCH, points=41):
+def latency_curve(model, decoder, params, x, y, t_max, batch=LIF_EVAL_BATCH, points=41):
+    """Accuracy of the decision from the output spikes up to each of ``points`` times in ``[0, t_max]``
+    (:func:`jaxsnn.metrics.accuracy_over_time`; no output spike yet: wrong)."""
     times = np.linspace(0.0, t_max, points)
-    fwd = jax.jit(lambda p, x: model.apply(p, x))
-    correct = []
-    for i in range(0, len(x), batch):
-        t = fwd(params, x[i:i + batch])
-        correct.append(np.asarray(metrics.decisions_over_time(t, times, decoder)) == y[i:i + batch][None, :])
-    return dict(time=times.tolist(), accuracy=np.concatenate(correct, axis=1).mean(axis=1).tolist())
+    fwd = jax.jit(lambda p, x: model.apply(p, x[..., None])[0])
+    t = np.concatenate([np.asarray(fwd(params, x[i:i + batch])) for i in range(0, len(x), batch)])
+    acc = np.asarray(metrics.accuracy_over_time(jnp.asarray(t), jnp.asarray(y), times, decoder), np.float64)
+    # the library's mean is in the default float (float32): back to the exact fraction correct / n
+    return dict(time=times.tolist(), accuracy=(np.rint(acc * len(y)) / len(y)).tolist())
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=None, out=None, models=("multi", "single"),
-               datasets=tuple(N_CLASSES))
-    p.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden layer sizes")
-    p.add_argument("--thresholds", type=float, nargs="+", default=None, help="one per layer")
-    p.add_argument("--max-spikes", type=int, nargs="+", default=None, help="spikes kept per neuron, one per layer")
-    p.add_argument("--t-max", type=float, default=None, help="simulation end (s)")
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--tau", type=float, default=None, help="TTFS cross-entropy temperature (single-spike)")
-    p.add_argument("--silent-label-drive", type=float, default=None,
+    p = parser(__doc__.splitlines()[0], script="mnist_lif",
+               dataset="mnist", epochs=None, out="runs/mnist_lif/<dataset>_<model>",
+               models=("multi", "single"), datasets=tuple(N_CLASSES))
+    p.add_argument("--hidden", type=positive_int, nargs="+", default=None,
+                   help="hidden layer sizes (default: the preset's)")
+    p.add_argument("--thresholds", type=positive_float, nargs="+", default=None, help="one per layer")
+    p.add_argument("--max-spikes", type=positive_int, nargs="+", default=None,
+                   help="spikes kept per neuron, one per layer")
+    p.add_argument("--t-max", type=positive_float, default=None, help="simulation end (s)")
+    p.add_argument("--lr", type=non_negative_float, default=None, help="learning rate (default: the preset's)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default: the preset's")
+    p.add_argument("--tau", type=positive_float, default=None, help="TTFS cross-entropy temperature (single-spike)")
+    p.add_argument("--silent-label-drive", type=non_negative_float, default=None,
                    help="weight of losses.silent_label_drive added to the loss (the TTFS cross-entropy then drops the "
                         "gradient of samples whose label neuron is silent); 0: the reference loss")
-    p.add_argument("--input-jitter", type=float, default=None,
-                   help="training augmentation: Gaussian jitter of the input spike times (s); preset: 0.005 single, 0 multi")
-    p.add_argument("--input-drop", type=float, default=None,
+    p.add_argument("--input-jitter", type=non_negative_float, default=None,
+                   help="training augmentation: Gaussian jitter of the input spike times (s); "
+                        "preset: 0.005 single, 0 multi")
+    p.add_argument("--input-drop", type=probability, default=None,
                    help="training augmentation: probability of deleting each input spike; preset: 0.1 single, 0 multi")
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                    help="cosine: the learning rate decays to 0 over the run (replaces --lr-halve-every)")
-    p.add_argument("--val", type=int, default=0,
+    p.add_argument("--val", type=non_negative_int, default=0,
                    help="hold out the last N training samples; report the epoch with the best validation accuracy")
     p.add_argument("--init-params", default=None,
                    help="start from these parameters (a best_params.msgpack of --val, or a checkpoint.msgpack) "
                         "instead of a fresh initialization: continued training")
-    p.add_argument("--limit", type=int, default=None, help="use only this many training samples")
-    p.add_argument("--test-limit", type=int, default=None, help="evaluate on only this many test samples")
-    p.add_argument("--noise-samples", type=int, default=2000,
+    p.add_argument("--limit", type=positive_int, default=None, help="use only this many training samples")
+    p.add_argument("--test-limit", type=positive_int, default=None, help="evaluate on only this many test samples")
+    p.add_argument("--noise-samples", type=positive_int, default=2000,
                    help="test samples used for the noise-robustness and accuracy-over-time evaluation")
     p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check of the dataset files")
-    p.add_argument("--eval-batch-size", type=int, default=EVAL_BATCH,
+    p.add_argument("--eval-batch-size", type=positive_int, default=LIF_EVAL_BATCH,
                    help="batch of the test, validation, noise and latency evaluations (results do not depend on it)")
     args = p.parse_args(argv)
-    cfg = dict(PRESETS.get((args.dataset, args.model), PRESETS[args.model]))
+    cfg = dict(LIF.get((args.dataset, args.model), LIF[args.model]))
     for k in ("hidden", "thresholds", "max_spikes", "t_max", "lr", "batch_size", "tau", "epochs", "silent_label_drive",
               "input_jitter", "input_drop"):
         v = getattr(args, k)
@@ -217,8 +226,12 @@ def main(argv=None):
             cfg[k] = tuple(v) if isinstance(v, list) else v
     args.epochs = cfg["epochs"]
     cfg["lr_schedule"] = args.lr_schedule
-    args.out = args.out or f"results/{args.dataset.replace('/', '_')}_lif_{args.model}"
-    out = pathlib.Path(args.out)
+    out = output_folder(args, "mnist_lif", f"{args.dataset}_{args.model}", keep=(args.init_params,))
+    with interruptible(args):
+        return _run(args, argv, cfg, out)
+
+
+def _run(args, argv, cfg, out):
     timer = Timer()
 
     (xtr, ytr), (xte, yte) = [data.load_dataset(args.dataset, s, data_dir=args.data_dir, verify=not args.no_verify)
@@ -255,7 +268,7 @@ def main(argv=None):
     per_layer = tuple(f"test_spikes_hidden_{i}" for i in range(n_hidden)) if n_hidden > 1 else ("test_spikes_hidden",)
     summary = summarize(runs, keys + per_layer * (n_hidden > 1))
     sizes = (784,) + tuple(cfg["hidden"]) + (n_classes,)
-    spikes_in = float(np.mean(np.sum(np.isfinite(xte), axis=1)))  # one spike per non-zero pixel
+    spikes_in = input_spikes(xte)  # one spike per non-zero pixel
     energy = energy_estimate(sizes, [spikes_in] + [summary[k]["mean"] for k in per_layer],
                              summary["test_spikes_out"]["mean"], max_spikes=max(cfg["max_spikes"]))
     layers = "-".join(map(str, sizes))
@@ -265,9 +278,10 @@ def main(argv=None):
     best_test = [max(r.get("history_all", r["history"]), key=lambda h: h["test_acc"]) for r in runs]
     best_test = [dict(seed=r["seed"], epoch=h["epoch"], test_acc=h["test_acc"]) for r, h in zip(runs, best_test)]
     result = dict(dataset=args.dataset, model=name, config={k: v for k, v in cfg.items()}, epochs=args.epochs,
-                  n_val=args.val, selected_epoch=selected, best_test_over_epochs=best_test, init_params=args.init_params,
-                  seeds=args.seeds, summary=summary, input_spikes=spikes_in, energy=energy, noise_robustness=noise, accuracy_over_time=curve,
-                  n_train=len(xtr), n_test=len(xte), n_noise=len(xn), seconds=timer(), command=command("mnist_lif.py", argv))
+                  n_val=args.val, selected_epoch=selected, best_test_over_epochs=best_test,
+                  init_params=args.init_params, seeds=args.seeds, summary=summary, input_spikes=spikes_in,
+                  energy=energy, noise_robustness=noise, accuracy_over_time=curve, n_train=len(xtr), n_test=len(xte),
+                  n_noise=len(xn), seconds=timer(), command=command("mnist_lif", argv))
     write_results(out, result, runs)
     plot_history([dict(r, history=r.get("history_all", r["history"])) for r in runs], out / "accuracy.png",
                  title=f"{args.dataset}, {name}")

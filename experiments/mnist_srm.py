@@ -6,36 +6,59 @@ TTFS cross-entropy and Adam (cosine decay) through :func:`jaxsnn.train.fit` (one
 :func:`jaxsnn.train.sweep` (several seeds, one vmapped program). Resumable: a rerun with the
 same flags continues after the last finished epoch saved in ``--out``.
 
-    python experiments/mnist_srm.py --epochs 30 --out results/mnist_srm
+Run from the repository root (output in ``runs/mnist_srm/<dataset>``):
+
+    python -m experiments.mnist_srm --epochs 30 --out results/mnist_srm
 """
 
 from __future__ import annotations
-
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import (Timer, command, energy_estimate, energy_text, kernels, parser, plot_history, run_seeds,
-                    summarize, write_results)
-from jaxsnn import coding, data, losses, nn, train
+from experiments.common import (
+    Timer,
+    command,
+    dropout_rate,
+    energy_estimate,
+    energy_text,
+    input_spikes,
+    interruptible,
+    kernels,
+    non_negative_float,
+    output_folder,
+    parser,
+    plot_history,
+    positive_float,
+    positive_float_or_none,
+    positive_int,
+    run_seeds,
+    summarize,
+    write_results,
+)
+from experiments.presets import MNIST_SRM
+from jaxsnn import coding, data, losses, metrics, nn, train
+
+HPARAMS = ("lr", "tau", "t_cap", "alpha", "hinge", "jitter")  # the task's traced hyperparameters
 
 
-def make_task(*, hidden=350, weight_mean=2.0, weight_std=1.0, dropout=0.2, cap="hard", clip=1.0,
-              total_steps=30_000):
-    """The MNIST SRM task; traced hyperparameters ``lr, tau, t_cap, alpha, hinge, jitter``."""
+def hparams(settings) -> dict:
+    """The traced hyperparameters of :func:`make_task` from a settings dict (e.g. ``presets.MNIST_SRM``)."""
+    return {k: settings[k] for k in HPARAMS}
+
+
+def make_task(*, hidden=MNIST_SRM["hidden"], weight_mean=MNIST_SRM["weight_mean"], weight_std=MNIST_SRM["weight_std"],
+              dropout=MNIST_SRM["dropout"], cap=MNIST_SRM["cap"], clip=MNIST_SRM["clip"], total_steps=30_000):
+    """The MNIST SRM task; traced hyperparameters ``lr, tau, t_cap, alpha, hinge, jitter``;
+    ``clip=None``: no gradient clipping."""
     model = nn.SRMMLP((hidden, 10), layer_kwargs=dict(bias_time=0.0, weight_mean=weight_mean,
                                                       weight_std=weight_std), spike_dropout=dropout)
 
-    def metrics(t, hid, y):
-        return dict(acc=jnp.mean(coding.first_spike_class(t) == y),
-                    spikes_hidden=jnp.mean(jnp.sum(jnp.isfinite(hid), -1)),
-                    silent_out=jnp.mean(~jnp.isfinite(t)))
+    def stats(t, hid, y):
+        return dict(acc=jnp.mean(coding.first_spike_class(t) == y), spikes_hidden=metrics.spikes_per_sample(hid),
+                    silent_out=metrics.silent_fraction(t))
 
     def init(key, hp):
         return model.init(key, jnp.zeros((1, 784)))
@@ -44,15 +67,17 @@ def make_task(*, hidden=350, weight_mean=2.0, weight_std=1.0, dropout=0.2, cap="
         x, y = batch
         k_noise, k_drop = jax.random.split(key)
         x = x + hp["jitter"] * jax.random.normal(k_noise, x.shape, x.dtype)  # inf (no spike) stays inf
-        t, (hid,) = model.apply(params, x, train=True, rngs={"dropout": k_drop}, return_hidden=True)
-        ce = losses.ttfs_cross_entropy(t, y, tau=hp["tau"], t_cap=hp["t_cap"], cap=cap, alpha=hp["alpha"])
+        t, aux = model.apply(params, x, train=True, rngs={"dropout": k_drop})
+        (hid,) = aux["hidden"]
+        ce = losses.ttfs_cross_entropy(t, y, temperature=hp["tau"], t_cap=hp["t_cap"], cap=cap, alpha=hp["alpha"])
         reg = hp["hinge"] * sum(losses.weight_sum_hinge(k) for k in kernels(params))
-        return ce + reg, metrics(t, hid, y)
+        return ce + reg, stats(t, hid, y)
 
     def evaluate(params, batch, hp):
         x, y = batch
-        t, (hid,) = model.apply(params, x, return_hidden=True)
-        return metrics(t, hid, y)
+        t, aux = model.apply(params, x)
+        (hid,) = aux["hidden"]
+        return stats(t, hid, y)
 
     def optimizer(hp):
         tx = optax.adam(optax.cosine_decay_schedule(hp["lr"], total_steps, alpha=0.01))
@@ -62,30 +87,39 @@ def make_task(*, hidden=350, weight_mean=2.0, weight_std=1.0, dropout=0.2, cap="
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], dataset="mnist", epochs=30, out="results/mnist_srm",
+    d = MNIST_SRM
+    p = parser(__doc__.splitlines()[0], script="mnist_srm",
+               dataset="mnist", epochs=d["epochs"], out="runs/mnist_srm/<dataset>",
                datasets=("mnist", "fashion_mnist"))
-    p.add_argument("--hidden", type=int, default=350)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate (cosine decay)")
-    p.add_argument("--tau", type=float, default=0.2, help="temperature of the TTFS cross-entropy")
-    p.add_argument("--t-cap", type=float, default=8.0, help="spikes later than this count as this in the loss")
-    p.add_argument("--alpha", type=float, default=0.0, help="weight of the early-label regularizer")
-    p.add_argument("--cap", choices=("hard", "soft"), default="hard", help="how the loss treats spikes after --t-cap")
-    p.add_argument("--hinge", type=float, default=0.0,
+    p.add_argument("--hidden", type=positive_int, default=d["hidden"])
+    p.add_argument("--batch-size", type=positive_int, default=d["batch_size"])
+    p.add_argument("--lr", type=non_negative_float, default=d["lr"], help="initial Adam learning rate (cosine decay)")
+    p.add_argument("--tau", type=positive_float, default=d["tau"], help="temperature of the TTFS cross-entropy")
+    p.add_argument("--t-cap", type=float, default=d["t_cap"], help="spikes later than this count as this in the loss")
+    p.add_argument("--alpha", type=non_negative_float, default=d["alpha"], help="weight of the early-label regularizer")
+    p.add_argument("--cap", choices=("hard", "soft"), default=d["cap"], help="how the loss treats spikes after --t-cap")
+    p.add_argument("--hinge", type=non_negative_float, default=d["hinge"],
                    help="weight of the weight-sum hinge that keeps neurons able to fire")
-    p.add_argument("--weight-mean", type=float, default=2.0)
-    p.add_argument("--weight-std", type=float, default=1.0)
-    p.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clipping (0: none)")
-    p.add_argument("--jitter", type=float, default=0.0,
+    p.add_argument("--weight-mean", type=float, default=d["weight_mean"])
+    p.add_argument("--weight-std", type=non_negative_float, default=d["weight_std"])
+    p.add_argument("--clip", type=positive_float_or_none, default=d["clip"],
+                   help="global gradient-norm clipping threshold, > 0 ('none': no clipping)")
+    p.add_argument("--jitter", type=non_negative_float, default=d["jitter"],
                    help="std of Gaussian noise added to input spike times during training")
-    p.add_argument("--dropout", type=float, default=0.2, help="hidden spike dropout probability during training")
-    p.add_argument("--limit", type=int, default=None, help="use only this many training samples")
-    p.add_argument("--test-limit", type=int, default=None, help="evaluate on only this many test samples")
+    p.add_argument("--dropout", type=dropout_rate, default=d["dropout"],
+                   help="hidden spike dropout probability during training, in [0, 1)")
+    p.add_argument("--limit", type=positive_int, default=None, help="use only this many training samples")
+    p.add_argument("--test-limit", type=positive_int, default=None, help="evaluate on only this many test samples")
     p.add_argument("--host-batches", action="store_true",
                    help="stream batches from the host instead of keeping the training set on the device")
     args = p.parse_args(argv)
     train.use_cpu_devices()  # one JAX device per core: several seeds train in parallel
-    out = pathlib.Path(args.out)
+    out = output_folder(args, "mnist_srm", args.dataset)
+    with interruptible(args):
+        return _run(args, argv, out)
+
+
+def _run(args, argv, out):
     timer = Timer()
 
     (xtr, ytr), (xte, yte) = [data.load_dataset(args.dataset, s, data_dir=args.data_dir) for s in ("train", "test")]
@@ -96,18 +130,18 @@ def main(argv=None):
     task = make_task(hidden=args.hidden, weight_mean=args.weight_mean, weight_std=args.weight_std,
                      dropout=args.dropout, cap=args.cap, clip=args.clip,
                      total_steps=args.epochs * (len(xtr) // args.batch_size))
-    hparams = dict(lr=args.lr, tau=args.tau, t_cap=args.t_cap, alpha=args.alpha, hinge=args.hinge, jitter=args.jitter)
-    runs = run_seeds(task, (xtr, ytr), (xte, yte), hparams, args, batch_size=args.batch_size, out=out,
+    runs = run_seeds(task, (xtr, ytr), (xte, yte), hparams(vars(args)), args, batch_size=args.batch_size, out=out,
                      epoch_in_jit=not args.host_batches)
 
     summary = summarize(runs, ("train_acc", "test_acc", "test_spikes_hidden", "test_silent_out"))
     name = f"SRM 784(+bias)-{args.hidden}(+bias)-10 ramp"
     # one spike per non-zero pixel; output spikes: the output neurons that fire (at most once)
-    spikes_in = float(np.mean(np.sum(np.isfinite(xte), axis=1)))
+    spikes_in = input_spikes(xte)
     energy = energy_estimate((784, args.hidden, 10), [spikes_in, summary["test_spikes_hidden"]["mean"]],
                              10 * (1.0 - summary["test_silent_out"]["mean"]), bias=True, max_spikes=1)
     result = dict(dataset=args.dataset, model=name, epochs=args.epochs, seeds=args.seeds, summary=summary,
-                  input_spikes=spikes_in, energy=energy, seconds=timer(), args=vars(args), command=command("mnist_srm.py", argv))
+                  input_spikes=spikes_in, energy=energy, seconds=timer(), args=vars(args),
+                  command=command("mnist_srm", argv))
     write_results(out, result, runs)
     plot_history(runs, out / "accuracy.png", title=f"{args.dataset}, {name}")
     acc = summary["test_acc"]

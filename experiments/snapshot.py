@@ -1,17 +1,17 @@
 """Copy a training run in progress into the repository, or back out of it to resume.
 
-A run of ``experiments/mnist_lif.py`` (or any script built on ``jaxsnn.train.fit`` with
+A run of ``experiments.mnist_lif`` (or any script built on ``jaxsnn.train.fit`` with
 ``experiments.common.ValidationBest``) keeps in its ``--out`` folder ``metrics.jsonl`` (training
 means and test metrics per epoch), ``validation.jsonl``, ``checkpoint.msgpack`` (parameters, Adam
 state, history) and ``best_params.msgpack`` (the best epoch on validation). Long runs outlive a
 working session only if that folder does; this copies it into the repository:
 
-    python experiments/snapshot.py save /work/runs/mnist_lif_multi_100 results/mnist_lif_multi_100_partial
-    python experiments/snapshot.py save RUN DEST --checkpoint   # also DEST/resume/*.msgpack
+    python -m experiments.snapshot save /work/runs/mnist_lif_multi_100 results/mnist_lif_multi_100_partial
+    python -m experiments.snapshot save RUN DEST --checkpoint   # also DEST/resume/*.msgpack
 
 and back, so that the same training command resumes after the last saved epoch:
 
-    python experiments/snapshot.py restore results/mnist_lif_multi_100_partial /work/runs/mnist_lif_multi_100
+    python -m experiments.snapshot restore results/mnist_lif_multi_100_partial /work/runs/mnist_lif_multi_100
 
 ``save`` prints the per-epoch table (markdown) of what it copied.
 """

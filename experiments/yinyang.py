@@ -5,27 +5,41 @@ gets a bias spike at ``t = 0``; the class is the output neuron that fires first.
 dataset stays on the device and each epoch is one compiled ``lax.scan`` over mini-batches;
 several ``--seeds`` train together as one vmapped program.
 
-    python experiments/yinyang.py                    # about half a minute on 2 CPU cores
-    python experiments/yinyang.py --seeds 0 1 2      # three seeds in one program
+Run from the repository root (output in ``runs/yinyang/``; ``--out results/yinyang`` regenerates
+the recorded result):
+
+    python -m experiments.yinyang                    # about half a minute on 2 CPU cores
+    python -m experiments.yinyang --seeds 0 1 2      # three seeds in one program
 """
 
 from __future__ import annotations
-
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import Timer, command, kernels, parser, plot_history, run_seeds, summarize, write_results
-from jaxsnn import coding, data, losses, nn, train
+from experiments.common import (
+    Timer,
+    command,
+    interruptible,
+    kernels,
+    non_negative_float,
+    output_folder,
+    parser,
+    plot_history,
+    positive_float,
+    positive_int,
+    run_seeds,
+    summarize,
+    write_results,
+)
+from experiments.presets import YINYANG
+from jaxsnn import coding, data, losses, metrics, nn, train
 
 
-def make_task(*, hidden=120, weight_mean=2.0, weight_std=2.0, total_steps=10_000):
+def make_task(*, hidden=YINYANG["hidden"], weight_mean=YINYANG["weight_mean"], weight_std=YINYANG["weight_std"],
+              total_steps=10_000):
     """The Yin-Yang SRM task; traced hyperparameters: ``lr``, ``tau``, ``t_cap``, ``hinge``.
 
     Metrics: accuracy and spikes per sample in the hidden and output layers.
@@ -34,9 +48,9 @@ def make_task(*, hidden=120, weight_mean=2.0, weight_std=2.0, total_steps=10_000
                                                      weight_std=weight_std))
 
     def forward(params, x):
-        t, (h,) = model.apply(params, x, return_hidden=True)
-        spikes = dict(spikes_hidden=jnp.mean(jnp.sum(jnp.isfinite(h), -1)),
-                      spikes_out=jnp.mean(jnp.sum(jnp.isfinite(t), -1)))
+        t, aux = model.apply(params, x)
+        (h,) = aux["hidden"]
+        spikes = dict(spikes_hidden=metrics.spikes_per_sample(h), spikes_out=metrics.spikes_per_sample(t))
         return t, spikes
 
     def init(key, hp):
@@ -45,7 +59,7 @@ def make_task(*, hidden=120, weight_mean=2.0, weight_std=2.0, total_steps=10_000
     def loss(params, batch, key, hp):
         x, y = batch
         t, spikes = forward(params, x)
-        ce = losses.ttfs_cross_entropy(t, y, tau=hp["tau"], t_cap=hp["t_cap"])
+        ce = losses.ttfs_cross_entropy(t, y, temperature=hp["tau"], t_cap=hp["t_cap"])
         reg = hp["hinge"] * sum(losses.weight_sum_hinge(k) for k in kernels(params))
         return ce + reg, dict(acc=jnp.mean(coding.first_spike_class(t) == y), **spikes)
 
@@ -90,20 +104,27 @@ def plot_decision_map(classify, x_test, y_test, path, n=200):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0], dataset="yinyang", epochs=100, out="results/yinyang",
+    d = YINYANG
+    p = parser(__doc__.splitlines()[0], script="yinyang",
+               dataset="yinyang", epochs=d["epochs"], out="runs/yinyang",
                datasets=("yinyang",))
-    p.add_argument("--hidden", type=int, default=120, help="hidden SRM neurons")
-    p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--lr", type=float, default=1e-2, help="initial Adam learning rate (cosine decay)")
-    p.add_argument("--tau", type=float, default=0.2, help="temperature of the TTFS cross-entropy")
-    p.add_argument("--t-cap", type=float, default=8.0, help="output spikes later than this count as this")
-    p.add_argument("--hinge", type=float, default=1.0,
+    p.add_argument("--hidden", type=positive_int, default=d["hidden"], help="hidden SRM neurons")
+    p.add_argument("--batch-size", type=positive_int, default=d["batch_size"])
+    p.add_argument("--lr", type=non_negative_float, default=d["lr"], help="initial Adam learning rate (cosine decay)")
+    p.add_argument("--tau", type=positive_float, default=d["tau"], help="temperature of the TTFS cross-entropy")
+    p.add_argument("--t-cap", type=float, default=d["t_cap"], help="output spikes later than this count as this")
+    p.add_argument("--hinge", type=non_negative_float, default=d["hinge"],
                    help="weight of the weight-sum hinge that keeps neurons able to fire")
-    p.add_argument("--weight-mean", type=float, default=2.0)
-    p.add_argument("--weight-std", type=float, default=2.0)
+    p.add_argument("--weight-mean", type=float, default=d["weight_mean"])
+    p.add_argument("--weight-std", type=non_negative_float, default=d["weight_std"])
     args = p.parse_args(argv)
     train.use_cpu_devices()  # one JAX device per core: several seeds train in parallel
-    out = pathlib.Path(args.out)
+    out = output_folder(args, "yinyang")
+    with interruptible(args):
+        return _run(args, argv, out)
+
+
+def _run(args, argv, out):
     timer = Timer()
 
     # The data set is the same for every seed (the Yin-Yang paper's fixed train/test draw).
@@ -116,10 +137,10 @@ def main(argv=None):
 
     summary = summarize(runs, ("train_acc", "test_acc", "test_spikes_hidden"))
     result = dict(dataset="yinyang", model=f"SRM 4(+bias)-{args.hidden}(+bias)-3 ramp", seeds=args.seeds,
-                  summary=summary, seconds=timer(), args=vars(args), command=command("yinyang.py", argv))
+                  summary=summary, seconds=timer(), args=vars(args), command=command("yinyang", argv))
     write_results(out, result, runs)
     plot_history(runs, out / "accuracy.png", title="Yin-Yang, SRM network")
-    predict = jax.jit(lambda p, x: coding.first_spike_class(model.apply(p, x)))
+    predict = jax.jit(lambda p, x: coding.first_spike_class(model.apply(p, x)[0]))
     plot_decision_map(lambda x: predict(runs[0]["params"], coding.ttfs_encode(x)), xte, yte,
                       out / "decision_map.png")
     acc = summary["test_acc"]

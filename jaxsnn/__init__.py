@@ -1,21 +1,54 @@
 """jaxsnn: spiking neural networks in JAX with exact, differentiable spike times.
 
-Functional core (no Flax/optax): :mod:`jaxsnn.srm`, :mod:`jaxsnn.lif`, :mod:`jaxsnn.dlif`,
-:mod:`jaxsnn.surrogate`, :mod:`jaxsnn.discretize`, :mod:`jaxsnn.coding`, :mod:`jaxsnn.losses`, :mod:`jaxsnn.metrics`.
-Around it: :mod:`jaxsnn.nn` (Flax modules), :mod:`jaxsnn.train` (training helpers),
-:mod:`jaxsnn.data` (datasets), :mod:`jaxsnn.expressivity` (constructions and bounds),
+Functional core (pure functions of arrays; JAX only, no Flax/optax):
+:mod:`jaxsnn.srm` (SRM neurons, closed-form first-spike times), :mod:`jaxsnn.lif` (current-based LIF,
+exact spike times), :mod:`jaxsnn.dlif` (discretized LIF, surrogate gradients), :mod:`jaxsnn.surrogate`,
+:mod:`jaxsnn.discretize`, :mod:`jaxsnn.coding`, :mod:`jaxsnn.losses`, :mod:`jaxsnn.metrics`,
+:mod:`jaxsnn.lambertw`.
+Around it: :mod:`jaxsnn.nn` (Flax modules), :mod:`jaxsnn.train` (training, sweeps, checkpoints),
+:mod:`jaxsnn.data` (datasets), :mod:`jaxsnn.theory` (constructions, firing maps, bounds),
 :mod:`jaxsnn.energy` (energy per inference, SNN against ANN).
+
+Submodules are imported when first used, so ``import jaxsnn.srm`` loads neither Flax nor optax.
+
+>>> import jax.numpy as jnp
+>>> import jaxsnn
+>>> jaxsnn.first_spike_times(jnp.array([0.0, 1.0]), jnp.array([[1.0], [1.0]]), threshold=1.0)
+Array([1.], dtype=float32)
 """
 
-from jaxsnn import (coding, data, discretize, dlif, energy, expressivity, lif, losses, metrics, nn, srm, surrogate,
-                    train)
-from jaxsnn.coding import first_spike_class, ttfs_decode, ttfs_encode
-from jaxsnn.losses import ttfs_cross_entropy
-from jaxsnn.srm import first_spike_times
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
 
-__all__ = [
-    "coding", "data", "discretize", "dlif", "energy", "expressivity", "lif", "losses", "metrics", "nn", "srm", "surrogate", "train",
-    "first_spike_times", "ttfs_encode", "ttfs_decode", "first_spike_class", "ttfs_cross_entropy",
-]
+__version__ = "0.2.0"
+
+_SUBMODULES = ("coding", "data", "discretize", "dlif", "energy", "lambertw", "lif", "losses", "metrics", "nn",
+               "srm", "surrogate", "theory", "train")
+
+# name -> (submodule, attribute): the main functions, re-exported flat
+_REEXPORTS = {
+    "first_spike_times": ("srm", "first_spike_times"),
+    "spike_times": ("lif", "spike_times"),
+    "simulate": ("dlif", "simulate"),
+    "quantize": ("discretize", "quantize"),
+    "ttfs_encode": ("coding", "ttfs_encode"),
+    "ttfs_decode": ("coding", "ttfs_decode"),
+    "first_spike_class": ("coding", "first_spike_class"),
+    "ttfs_cross_entropy": ("losses", "ttfs_cross_entropy"),
+}
+
+__all__ = list(_SUBMODULES) + list(_REEXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"jaxsnn.{name}")
+    if name in _REEXPORTS:
+        module, attr = _REEXPORTS[name]
+        return getattr(importlib.import_module(f"jaxsnn.{module}"), attr)
+    raise AttributeError(f"module 'jaxsnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -19,8 +19,11 @@ current. Spike trains decode to counts, rates and the most active class.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 __all__ = [
     "ttfs_encode", "ttfs_decode", "perturb_spike_times", "first_spike_class", "spike_counts", "count_class",
@@ -28,7 +31,8 @@ __all__ = [
 ]
 
 
-def ttfs_encode(x, *, t_min=0.0, t_max=1.0, silent_below=None):
+def ttfs_encode(x: ArrayLike, *, t_min: ArrayLike = 0.0, t_max: ArrayLike = 1.0,
+                silent_below: Optional[ArrayLike] = None) -> jax.Array:
     """Encode values in ``[0, 1]`` as first-spike times (larger value = earlier spike).
 
     Args:
@@ -46,13 +50,14 @@ def ttfs_encode(x, *, t_min=0.0, t_max=1.0, silent_below=None):
     return t
 
 
-def ttfs_decode(t, *, t_min=0.0, t_max=1.0):
+def ttfs_decode(t: ArrayLike, *, t_min: ArrayLike = 0.0, t_max: ArrayLike = 1.0) -> jax.Array:
     """Inverse of :func:`ttfs_encode`: a time in ``[t_min, t_max]`` back to a value; ``inf`` -> 0."""
     x = 1.0 - (t - t_min) / (t_max - t_min)
     return jnp.where(jnp.isfinite(t), jnp.clip(x, 0.0, 1.0), 0.0)
 
 
-def perturb_spike_times(key, t, *, jitter=0.0, drop=0.0, t_min=0.0):
+def perturb_spike_times(key: ArrayLike, t: ArrayLike, *, jitter: ArrayLike = 0.0, drop: ArrayLike = 0.0,
+                        t_min: ArrayLike = 0.0) -> jax.Array:
     r"""Spike times with Gaussian jitter and random deletions (noise tests, data augmentation).
 
     Each spike moves to :math:`\max(t + \sigma\,\xi,\ t_{\min})`, :math:`\xi \sim N(0, 1)`, and is
@@ -82,7 +87,7 @@ def perturb_spike_times(key, t, *, jitter=0.0, drop=0.0, t_min=0.0):
     return jnp.where(jnp.isfinite(t) & kept, moved, jnp.inf).astype(t.dtype)
 
 
-def first_spike_class(t):
+def first_spike_class(t: ArrayLike) -> jax.Array:
     """Decision of a TTFS output layer: index of the earliest spike along the last axis.
 
     Ties go to the lowest index; an all-silent row returns 0.
@@ -90,12 +95,12 @@ def first_spike_class(t):
     return jnp.argmin(t, axis=-1)
 
 
-def spike_counts(t):
+def spike_counts(t: ArrayLike) -> jax.Array:
     """Number of spikes per neuron: finite entries along the last axis of ``[..., n, K]``."""
     return jnp.sum(jnp.isfinite(t), axis=-1)
 
 
-def count_class(t):
+def count_class(t: ArrayLike) -> jax.Array:
     """Decision of a rate (spike count) output layer ``[..., n_out, K]``: the neuron with the most
     spikes; ties go to the neuron whose first spike is earliest (then the lowest index)."""
     counts = spike_counts(t)
@@ -114,7 +119,8 @@ def _check_steps(num_steps):
         raise ValueError(f"num_steps: expected a positive int, got {num_steps!r}")
 
 
-def bernoulli_encode(key, x, num_steps, *, gain=1.0, dtype=None):
+def bernoulli_encode(key: ArrayLike, x: ArrayLike, num_steps: int, *, gain: ArrayLike = 1.0,
+                     dtype: Optional[DTypeLike] = None) -> jax.Array:
     """Bernoulli spike trains: each step spikes independently with probability ``clip(gain x, 0, 1)``.
 
     Args:
@@ -133,35 +139,51 @@ def bernoulli_encode(key, x, num_steps, *, gain=1.0, dtype=None):
     return jax.random.bernoulli(key, p, (num_steps,) + x.shape).astype(dtype)
 
 
-def poisson_encode(key, x, num_steps, *, max_rate, dt, dtype=None):
+def poisson_encode(key: ArrayLike, x: ArrayLike, num_steps: int, *, max_rate: ArrayLike, dt: ArrayLike,
+                   dtype: Optional[DTypeLike] = None) -> jax.Array:
     r"""Binary spike trains of a Poisson process of rate ``max_rate * x`` observed in steps of ``dt``.
 
     A step holds a spike when the process fires at least once in it:
     :math:`p = 1 - \exp(-r\,x\,\Delta t)` (exact for the binned process; close to :math:`r x \Delta t`
     when that is small). Units: ``max_rate`` in 1 / (the unit of ``dt``).
+
+    Args:
+      key: ``jax.random`` key.
+      x: intensities ``[...]``, clipped below at 0.
+      num_steps: ``T``, a static int.
+      max_rate: rate of the value 1 (per unit of ``dt``).
+      dt: time step of the spike train.
+      dtype: of the spikes (default: the default float).
+    Returns:
+      Spikes ``[T, ...]`` of 0s and 1s.
     """
     x = jnp.clip(jnp.asarray(x), 0.0, None)
     p = -jnp.expm1(-max_rate * x * dt)
     return bernoulli_encode(key, p, num_steps, dtype=dtype)
 
 
-def constant_current(x, num_steps, *, gain=1.0):
+def constant_current(x: ArrayLike, num_steps: int, *, gain: ArrayLike = 1.0) -> jax.Array:
     """The same input ``gain * x`` at every step: ``[...] -> [T, ...]`` (direct/analog encoding)."""
     _check_steps(num_steps)
     x = jnp.asarray(x)
     return jnp.broadcast_to(gain * x, (num_steps,) + x.shape)
 
 
-def rate_counts(spikes):
+def rate_counts(spikes: ArrayLike) -> jax.Array:
     """Spike counts of spike trains ``[T, ..., n] -> [..., n]`` (sum over the time axis)."""
     return jnp.sum(spikes, axis=0)
 
 
-def firing_rate(spikes, dt=1.0):
-    """Mean firing rate ``[T, ..., n] -> [..., n]``: spikes per step, divided by ``dt`` (per time unit)."""
+def firing_rate(spikes: ArrayLike, dt: ArrayLike = 1.0) -> jax.Array:
+    """Mean firing rate ``[T, ..., n] -> [..., n]``: spikes per step, divided by ``dt`` (per time unit).
+
+    Args:
+      spikes: spike trains ``[T, ..., n]``.
+      dt: time step of the spike trains.
+    """
     return jnp.mean(spikes, axis=0) / dt
 
 
-def rate_class(spikes):
+def rate_class(spikes: ArrayLike) -> jax.Array:
     """Decision of a rate-coded output ``[T, ..., n_out]``: the most active neuron (ties to the lowest index)."""
     return jnp.argmax(rate_counts(spikes), axis=-1)

@@ -22,11 +22,12 @@ import gzip
 import hashlib
 import os
 import pathlib
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional, Sequence, Tuple, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 __all__ = [
     "yinyang",
@@ -59,7 +60,8 @@ def _yinyang_class(x, y, r_small, r_big):
     return jnp.where(is_dot, 2, is_yin.astype(jnp.int32))
 
 
-def yinyang(key, n: int = 5000, *, r_small: float = 0.1, r_big: float = 0.5, oversample: int = 16):
+def yinyang(key: ArrayLike, n: int = 5000, *, r_small: float = 0.1, r_big: float = 0.5,
+            oversample: int = 16) -> tuple[jax.Array, jax.Array]:
     """Sample the Yin-Yang dataset: points in a disc labelled yin (0), yang (1) or dot (2).
 
     Points are uniform in the disc of radius ``r_big`` centred at ``(r_big, r_big)``; the class
@@ -91,7 +93,8 @@ def yinyang(key, n: int = 5000, *, r_small: float = 0.1, r_big: float = 0.5, ove
     return inputs, goal.astype(jnp.int32)
 
 
-def load_yinyang(seed: int = 0, n_train: int = 5000, n_test: int = 1000):
+def load_yinyang(seed: int = 0, n_train: int = 5000,
+                 n_test: int = 1000) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
     """The usual splits (5000 train / 1000 test) from independent keys derived from ``seed``.
 
     Returns:
@@ -135,17 +138,17 @@ SHA256 = {
     ("fashion_mnist", "train-labels-idx1-ubyte.gz"): "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
     ("fashion_mnist", "t10k-images-idx3-ubyte.gz"): "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
     ("fashion_mnist", "t10k-labels-idx1-ubyte.gz"): "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-    ("emnist/balanced", "emnist-balanced-train-images-idx3-ubyte.gz"): "74295e75e4e9fa2c102147460ee7eb763653d5132d883a84fb88932bfb8d2db4",
-    ("emnist/balanced", "emnist-balanced-train-labels-idx1-ubyte.gz"): "b46d41e5156a0a8aaaa4d18979fdd1588850fa8571018acffd5d93b325a7d6ed",
-    ("emnist/balanced", "emnist-balanced-test-images-idx3-ubyte.gz"): "117fc12b015e37ea98bfb2cbba3f77c3782c056cdbd219b87abfc8661d7135db",
-    ("emnist/balanced", "emnist-balanced-test-labels-idx1-ubyte.gz"): "a67cac948379b67270b9a4d0a01c8ec661598accf2f2b1964340b7c83cb175cd",
-    ("emnist/letters", "emnist-letters-train-images-idx3-ubyte.gz"): "6288f418a917e007bf5fddb823a2dc7a5c6a35031401b93292a539cb12bd881f",
-    ("emnist/letters", "emnist-letters-train-labels-idx1-ubyte.gz"): "9759af91ea6bccdf07a6040fd085861f2ec88e37f7c3f5760f6feb57106fbe5c",
-    ("emnist/letters", "emnist-letters-test-images-idx3-ubyte.gz"): "50f0e93d75b99b463e9760b8345866f22587fa2c2fba472730a5ba09c693412d",
+    ("emnist/balanced", "emnist-balanced-train-images-idx3-ubyte.gz"): "74295e75e4e9fa2c102147460ee7eb763653d5132d883a84fb88932bfb8d2db4",  # noqa: E501
+    ("emnist/balanced", "emnist-balanced-train-labels-idx1-ubyte.gz"): "b46d41e5156a0a8aaaa4d18979fdd1588850fa8571018acffd5d93b325a7d6ed",  # noqa: E501
+    ("emnist/balanced", "emnist-balanced-test-images-idx3-ubyte.gz"): "117fc12b015e37ea98bfb2cbba3f77c3782c056cdbd219b87abfc8661d7135db",  # noqa: E501
+    ("emnist/balanced", "emnist-balanced-test-labels-idx1-ubyte.gz"): "a67cac948379b67270b9a4d0a01c8ec661598accf2f2b1964340b7c83cb175cd",  # noqa: E501
+    ("emnist/letters", "emnist-letters-train-images-idx3-ubyte.gz"): "6288f418a917e007bf5fddb823a2dc7a5c6a35031401b93292a539cb12bd881f",  # noqa: E501
+    ("emnist/letters", "emnist-letters-train-labels-idx1-ubyte.gz"): "9759af91ea6bccdf07a6040fd085861f2ec88e37f7c3f5760f6feb57106fbe5c",  # noqa: E501
+    ("emnist/letters", "emnist-letters-test-images-idx3-ubyte.gz"): "50f0e93d75b99b463e9760b8345866f22587fa2c2fba472730a5ba09c693412d",  # noqa: E501
 }
 
 
-def data_dir(path=None) -> pathlib.Path:
+def data_dir(path: Optional[Union[str, os.PathLike]] = None) -> pathlib.Path:
     """Resolve the data folder: ``path``, else ``$JAXSNN_DATA_DIR``, else ``~/.cache/jaxsnn``."""
     if path is None:
         path = os.environ.get("JAXSNN_DATA_DIR") or os.path.join("~", ".cache", "jaxsnn")
@@ -160,7 +163,7 @@ def _sha256(path) -> str:
     return h.hexdigest()
 
 
-def read_idx(path) -> np.ndarray:
+def read_idx(path: Union[str, os.PathLike]) -> np.ndarray:
     """Read an IDX file (optionally gzipped) into a numpy array (the format of MNIST's files)."""
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as f:
@@ -288,7 +291,8 @@ def _emnist_builder_from_folder(tfds, folder: pathlib.Path):
     return EMNIST
 
 
-def prepare_tfds(name: str, raw_dir, data_dir=None) -> pathlib.Path:
+def prepare_tfds(name: str, raw_dir: Union[str, os.PathLike],
+                 data_dir: Optional[Union[str, os.PathLike]] = None) -> pathlib.Path:
     """Prepare the tfds dataset ``name`` offline from the official files, for ``source="tfds"``.
 
     Runs tensorflow-datasets' own builder for ``name`` and writes ``<data_dir>/tfds/<name>/<version>/``
@@ -370,7 +374,8 @@ def prepare_tfds(name: str, raw_dir, data_dir=None) -> pathlib.Path:
     return pathlib.Path(os.fspath(builder.data_path))
 
 
-def load_dataset(name: str, split: str = "train", *, data_dir=None, source: str = "auto", verify: bool = True):
+def load_dataset(name: str, split: str = "train", *, data_dir: Optional[Union[str, os.PathLike]] = None,
+                 source: str = "auto", verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Load MNIST, Fashion-MNIST or an EMNIST split as numpy arrays, offline.
 
     Args:
@@ -407,7 +412,8 @@ def load_dataset(name: str, split: str = "train", *, data_dir=None, source: str 
 # ----------------------------------------------------------------------------------------------
 
 
-def shuffled_batches(key, arrays: Tuple[np.ndarray, ...], batch_size: int, *, drop_last: bool = True) -> Iterator:
+def shuffled_batches(key: ArrayLike, arrays: Tuple[np.ndarray, ...], batch_size: int, *,
+                     drop_last: bool = True) -> Iterator[tuple[np.ndarray, ...]]:
     """Iterate over shuffled mini-batches of host arrays (the permutation comes from ``key``).
 
     Yields tuples of arrays with leading size ``batch_size`` (the last smaller one unless
@@ -421,7 +427,7 @@ def shuffled_batches(key, arrays: Tuple[np.ndarray, ...], batch_size: int, *, dr
         yield tuple(a[idx] for a in arrays)
 
 
-def epoch_batches(key, arrays, batch_size: int):
+def epoch_batches(key: ArrayLike, arrays: Sequence[jax.Array], batch_size: int) -> tuple[jax.Array, ...]:
     """One shuffled epoch as device arrays ``[n_batches, batch_size, ...]``, usable inside ``jit``.
 
     Keep the whole dataset on the device and call this in a jitted function; ``lax.scan`` over

@@ -29,18 +29,23 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 __all__ = ["quantize", "bin_index", "bin_end", "estimator_slope", "ESTIMATORS"]
 
 ESTIMATORS = ("straight_through", "sine")
 
 
-def bin_index(t, dt):
+def bin_index(t: ArrayLike, dt: ArrayLike) -> jax.Array:
     """Index ``k`` of the bin ``[k dt, (k+1) dt)`` that holds ``t`` (float, exact in the arithmetic used).
 
     ``floor(t / dt)`` corrected by one where rounding of the division put ``t`` outside
     ``[k dt, (k+1) dt)`` as evaluated in floating point, so that ``k dt <= t < (k+1) dt`` holds
     for the returned ``k``. ``inf`` for ``t = inf``; meaningless for ``dt = 0``.
+
+    Args:
+      t: spike times, any shape; ``inf`` = no spike.
+      dt: time step, a scalar or an array broadcastable against ``t``.
     """
     safe_dt = jnp.where(dt > 0, dt, 1.0)
     finite = jnp.isfinite(t)
@@ -57,17 +62,27 @@ def _forward(t, dt):
     return jnp.where(dt > 0, q, t), k
 
 
-def bin_end(t, dt):
+def bin_end(t: ArrayLike, dt: ArrayLike) -> jax.Array:
     """The forward map of :func:`quantize` without its estimator: ``(floor(t/dt) + 1) dt``,
-    ``t`` itself where ``dt = 0``; no custom derivative (for code with its own backward pass)."""
+    ``t`` itself where ``dt = 0``; no custom derivative (for code with its own backward pass).
+
+    Args:
+      t: spike times, any shape; ``inf`` = no spike (stays ``inf``).
+      dt: time step, a non-negative scalar or an array broadcastable against ``t``.
+    """
     return _forward(t, dt)[0]
 
 
-def estimator_slope(t, dt, estimator: str = "straight_through"):
+def estimator_slope(t: ArrayLike, dt: ArrayLike, estimator: str = "straight_through") -> jax.Array:
     r"""The derivative the backward pass of :func:`quantize` uses for ``t``.
 
     ``1`` for ``"straight_through"``; :math:`1 - \cos(2\pi t/dt)` for ``"sine"`` (``1`` where
     ``dt = 0``); ``0`` where ``t = inf``.
+
+    Args:
+      t: spike times, any shape.
+      dt: time step, a non-negative scalar or an array broadcastable against ``t``.
+      estimator: ``"straight_through"`` or ``"sine"``.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
@@ -110,7 +125,7 @@ def _sine_jvp(primals, tangents):
     return q, estimator_slope(t, dt, "sine") * t_dot + _dt_tangent(t, dt, k, dt_dot)
 
 
-def quantize(t, dt, *, estimator: str = "straight_through"):
+def quantize(t: ArrayLike, dt: ArrayLike, *, estimator: str = "straight_through") -> jax.Array:
     r"""Move every spike time to the end of its time bin: ``(floor(t / dt) + 1) * dt``.
 
     Args:
@@ -126,6 +141,13 @@ def quantize(t, dt, *, estimator: str = "straight_through"):
 
     Raises:
       ValueError: unknown ``estimator``, or a concrete negative ``dt``.
+
+    Example (``dt = 0.5``: a spike in ``[0, 0.5)`` moves to 0.5, one at 0.5 to 1.0):
+
+    >>> import jax.numpy as jnp
+    >>> from jaxsnn import discretize
+    >>> discretize.quantize(jnp.array([0.25, 0.5, jnp.inf]), 0.5)
+    Array([0.5, 1. , inf], dtype=float32)
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")

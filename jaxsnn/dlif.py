@@ -32,17 +32,20 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
-
+import numpy as np
 from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
+from jax.typing import ArrayLike
 
 from jaxsnn import surrogate as _surrogate
+from jaxsnn._internal import check_positive, fail, is_concrete
 from jaxsnn._vma import vary_like
 
-__all__ = ["DLIFState", "step", "simulate", "integrate", "compact_sizes", "RESETS"]
+__all__ = ["DLIFState", "step", "simulate", "integrate", "beta_from_tau", "compact_sizes", "RESETS"]
 
 RESETS = ("subtract", "zero")
 
@@ -54,12 +57,46 @@ class DLIFState(NamedTuple):
     s: jax.Array
 
 
+def beta_from_tau(tau_mem: ArrayLike, dt: ArrayLike) -> jax.Array:
+    r"""The decay per step of a membrane time constant on a clock: :math:`\beta = e^{-\Delta t/\tau_m}`.
+
+    The exact solution of :math:`\dot v = -v/\tau_m` over one step ``dt`` (the forward-Euler
+    factor :math:`1 - \Delta t/\tau_m` is its first-order approximation); the inverse of
+    snnTorch's :math:`\tau = \Delta t / (1 - \beta)` only to first order.
+
+    Args:
+      tau_mem: membrane time constant, positive, scalar or ``[n]`` (same unit as ``dt``; may be traced).
+      dt: the clock step, positive (may be traced).
+    Returns:
+      ``beta``, in ``(0, 1)``, the shape of ``tau_mem``.
+
+    >>> from jaxsnn import dlif
+    >>> round(float(dlif.beta_from_tau(20.0, 1.0)), 4)  # exp(-1/20)
+    0.9512
+    """
+    check_positive("tau_mem", tau_mem)
+    check_positive("dt", dt)
+    return jnp.exp(-jnp.asarray(dt, jnp.result_type(dt, tau_mem, float)) / jnp.asarray(tau_mem))
+
+
+def _check_values(beta, threshold):
+    """``beta`` in [0, 1] and ``threshold`` > 0, where their values are known (outside ``jit``)."""
+    if is_concrete(beta):
+        b = np.asarray(beta, dtype=float)  # numpy: no jax operation is staged (e.g. inside shard_map)
+        if not np.all((b >= 0) & (b <= 1)):
+            raise fail("beta", "values in [0, 1] (the decay per step, e.g. beta_from_tau(tau_mem, dt))",
+                       f"values in [{np.min(b)}, {np.max(b)}]")
+    check_positive("threshold", threshold)
+
+
 def _check_reset(reset):
     if reset not in RESETS:
         raise ValueError(f"reset: expected one of {RESETS}, got {reset!r}")
 
 
-def step(state: DLIFState, current, *, beta, threshold, reset="subtract", surrogate=None, detach_reset=False):
+def step(state: DLIFState, current: ArrayLike, *, beta: ArrayLike, threshold: ArrayLike, reset: str = "subtract",
+         surrogate: Optional[Union[str, Callable[..., jax.Array]]] = None,
+         detach_reset: bool = False) -> tuple[DLIFState, tuple[jax.Array, jax.Array]]:
     """One time step of the DLIF neuron (the body :func:`simulate` scans).
 
     Args:
@@ -72,8 +109,18 @@ def step(state: DLIFState, current, *, beta, threshold, reset="subtract", surrog
       detach_reset: stop the gradient through the reset term ``s[t-1]`` (as snnTorch does).
     Returns:
       ``(new_state, (s[t], v[t]))``.
+
+    Example (``v = 0.5 * 1.2 + 0.5 = 1.1 >= 1``: a spike):
+
+    >>> import jax.numpy as jnp
+    >>> from jaxsnn import dlif
+    >>> state = dlif.DLIFState(v=jnp.array([1.2]), s=jnp.array([0.0]))
+    >>> state, (s, v) = dlif.step(state, jnp.array([0.5]), beta=0.5, threshold=1.0)
+    >>> s
+    Array([1.], dtype=float32)
     """
     _check_reset(reset)
+    _check_values(beta, threshold)
     spike_fn = _surrogate.resolve(surrogate)
     return _step(state, current, beta, threshold, reset, spike_fn, detach_reset)
 
@@ -117,16 +164,19 @@ COMPACT_FRACTIONS = (1 / 4, 1 / 2, 9 / 16, 5 / 8, 11 / 16, 3 / 4, 7 / 8)
 """Fractions of ``n_in`` in the ladder of projection sizes used with ``skip_silent_inputs``."""
 
 
-def compact_sizes(n_in: int) -> tuple:
+def compact_sizes(n_in: int) -> tuple[int, ...]:
     """Projection sizes tried by ``skip_silent_inputs``: :data:`COMPACT_FRACTIONS` of ``n_in``
     rounded up to multiples of 16 (a whole SIMD tile), and ``n_in`` itself."""
     sizes = {min(n_in, 16 * math.ceil(f * n_in / 16)) for f in COMPACT_FRACTIONS}
     return tuple(sorted(sizes | {n_in}))
 
 
-def simulate(inputs, weights, *, beta, threshold, bias=None, reset="subtract", surrogate=None,
-             recurrent_weights=None, detach_reset=False, remat=False, chunk=None, unroll=None,
-             skip_silent_inputs=False):
+def simulate(inputs: ArrayLike, weights: ArrayLike, *, beta: ArrayLike, threshold: ArrayLike,
+             bias: Optional[ArrayLike] = None, reset: str = "subtract",
+             surrogate: Optional[Union[str, Callable[..., jax.Array]]] = None,
+             recurrent_weights: Optional[ArrayLike] = None, detach_reset: bool = False, remat: bool = False,
+             chunk: Optional[int] = None, unroll: Optional[int] = None,
+             skip_silent_inputs: bool = False) -> tuple[jax.Array, jax.Array]:
     """Simulate a layer of DLIF neurons over all time steps.
 
     Args:
@@ -160,7 +210,17 @@ def simulate(inputs, weights, *, beta, threshold, bias=None, reset="subtract", s
     Returns:
       ``(spikes, membrane)``, both ``[T, ..., n_out]``.
     Raises:
-      ValueError: no time axis, mismatched shapes, unknown ``reset`` or ``surrogate``.
+      ValueError: no time axis, mismatched shapes, unknown ``reset`` or ``surrogate``, ``beta``
+        outside ``[0, 1]`` or a non-positive ``threshold`` (values checked when concrete).
+
+    Example: a constant input through ``w = 0.6`` with ``beta = 0.5``: ``v = 0.6, 0.9, 1.05``, so
+    the neuron fires at the third step:
+
+    >>> import jax.numpy as jnp
+    >>> from jaxsnn import dlif
+    >>> spikes, v = dlif.simulate(jnp.ones((3, 1)), jnp.array([[0.6]]), beta=0.5, threshold=1.0)
+    >>> spikes[:, 0]
+    Array([0., 0., 1.], dtype=float32)
     """
     inputs = jnp.asarray(inputs)
     weights = jnp.asarray(weights)
@@ -180,13 +240,23 @@ def simulate(inputs, weights, *, beta, threshold, bias=None, reset="subtract", s
                 chunk=chunk, unroll=unroll, sizes=compact_sizes(n_in) if skip_silent_inputs else None)
 
 
-def integrate(current, *, beta, threshold, reset="subtract", surrogate=None, recurrent_weights=None,
-              detach_reset=False, chunk=None, unroll=None):
+def integrate(current: ArrayLike, *, beta: ArrayLike, threshold: ArrayLike, reset: str = "subtract",
+              surrogate: Optional[Union[str, Callable[..., jax.Array]]] = None,
+              recurrent_weights: Optional[ArrayLike] = None, detach_reset: bool = False, chunk: Optional[int] = None,
+              unroll: Optional[int] = None) -> tuple[jax.Array, jax.Array]:
     """The neuron dynamics of :func:`simulate` driven by a given current ``I[t]`` ``[T, ..., n]``
     (same arguments, no projection).
 
     Returns:
       ``(spikes, membrane)``, both ``[T, ..., n]``.
+
+    Example (the current of the :func:`simulate` example):
+
+    >>> import jax.numpy as jnp
+    >>> from jaxsnn import dlif
+    >>> spikes, v = dlif.integrate(jnp.full((3, 1), 0.6), beta=0.5, threshold=1.0)
+    >>> spikes[:, 0]
+    Array([0., 0., 1.], dtype=float32)
     """
     current = jnp.asarray(current)
     if current.ndim < 2:
@@ -204,6 +274,7 @@ def _run(x, weights, bias, *, beta, threshold, reset, surrogate, recurrent_weigh
     n = x.shape[-1] if weights is None else weights.shape[1]
     _check_per_neuron("beta", beta, n)
     _check_per_neuron("threshold", threshold, n)
+    _check_values(beta, threshold)
     if recurrent_weights is not None and jnp.shape(recurrent_weights) != (n, n):
         raise ValueError(f"recurrent_weights: expected shape ({n}, {n}), got {jnp.shape(recurrent_weights)}")
     spike_fn = _surrogate.resolve(surrogate)

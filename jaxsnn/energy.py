@@ -49,11 +49,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 __all__ = ["EnergyCosts", "Layer", "dense", "conv2d", "alexnet", "synapses", "ann_energy", "snn_energy",
            "synaptic_events", "spikes_per_synapse", "spike_counts", "efficiency"]
@@ -150,7 +151,7 @@ def conv2d(height: int, width: int, c_in: int, c_out: int, kernel: int, *, strid
     return Layer(name, height * width * c_in, oh * ow * c_out, syn, kernel * kernel * c_in * c_out)
 
 
-def alexnet() -> list:
+def alexnet() -> list[Layer]:
     """The AlexNet topology (Krizhevsky et al. 2012, single-tower): 5 convolutions and 3 dense
     layers on a 227x227x3 image; max-pooling (3x3, stride 2) after conv 1, 2 and 5 only changes
     the next layer's input size (its own energy is not counted)."""
@@ -205,7 +206,8 @@ def _check_counts(x, neurons, max_spikes, name):
                          f"(neurons x max_spikes = {max_spikes})")
 
 
-def ann_energy(layers: Sequence[Layer], costs: EnergyCosts = EnergyCosts(), *, reuse: str = "opt") -> dict:
+def ann_energy(layers: Sequence[Layer], costs: EnergyCosts = EnergyCosts(), *,
+               reuse: str = "opt") -> dict[str, float]:
     """Energy of one inference of the ANN with this topology, in pJ.
 
     Returns ``{"compute", "local", "distant", "total"}`` (floats); see the module docstring
@@ -232,7 +234,7 @@ def _per_layer(x, layers, name):
     return x
 
 
-def synaptic_events(layers: Sequence[Layer], input_spikes) -> jnp.ndarray:
+def synaptic_events(layers: Sequence[Layer], input_spikes: ArrayLike) -> jax.Array:
     """Synaptic events per layer ``[..., L]``: each input spike reaches the layer's fan-out.
 
     Exact for dense layers; for a convolution the fan-out of an input depends on its position
@@ -248,13 +250,14 @@ def synaptic_events(layers: Sequence[Layer], input_spikes) -> jnp.ndarray:
     return x * jnp.asarray([l.fan_out for l in layers], x.dtype)
 
 
-def spikes_per_synapse(layers: Sequence[Layer], input_spikes) -> jnp.ndarray:
+def spikes_per_synapse(layers: Sequence[Layer], input_spikes: ArrayLike) -> jax.Array:
     """Synaptic events divided by synapses, over the whole network ``[...]``."""
     return jnp.sum(synaptic_events(layers, input_spikes), axis=-1) / synapses(layers)
 
 
-def snn_energy(layers: Sequence[Layer], input_spikes, *, neuron_updates=1, output_spikes=None, max_spikes=None,
-               costs: EnergyCosts = EnergyCosts()) -> dict:
+def snn_energy(layers: Sequence[Layer], input_spikes: ArrayLike, *, neuron_updates: ArrayLike = 1,
+               output_spikes: Optional[ArrayLike] = None, max_spikes: Optional[int] = None,
+               costs: EnergyCosts = EnergyCosts()) -> dict[str, jax.Array]:
     """Energy of one inference of an event-driven SNN, in pJ, from its spike counts.
 
     Args:
@@ -288,8 +291,8 @@ def snn_energy(layers: Sequence[Layer], input_spikes, *, neuron_updates=1, outpu
     return dict(compute=compute, local=local, distant=distant, total=compute + local + distant, events=events)
 
 
-def efficiency(layers: Sequence[Layer], rate, *, time_steps=1, reuse: str = "opt",
-               costs: EnergyCosts = EnergyCosts()) -> jnp.ndarray:
+def efficiency(layers: Sequence[Layer], rate: ArrayLike, *, time_steps: int = 1, reuse: str = "opt",
+               costs: EnergyCosts = EnergyCosts()) -> jax.Array:
     """``E_ANN / E_SNN`` for a DLIF SNN with ``time_steps`` steps in which every synapse
     carries ``rate`` spikes per time step (so ``rate x time_steps`` per inference): > 1 where
     the SNN uses less energy. ``rate`` may be an array (a curve)."""
@@ -302,7 +305,7 @@ def efficiency(layers: Sequence[Layer], rate, *, time_steps=1, reuse: str = "opt
     return ann_energy(layers, costs, reuse=reuse)["total"] / snn
 
 
-def spike_counts(*spike_arrays, time_major: bool = False) -> jnp.ndarray:
+def spike_counts(*spike_arrays: ArrayLike, time_major: bool = False) -> jax.Array:
     """Spikes per sample of each array, stacked ``[B, len(spike_arrays)]``.
 
     Spike-time arrays (``[B, n]`` or ``[B, n, K]``, ``inf`` = no spike) count their finite

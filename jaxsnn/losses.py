@@ -2,7 +2,7 @@ r"""Losses for spiking networks.
 
 Time-to-first-spike cross-entropy (Göltz et al. 2021, *Fast and energy-efficient neuromorphic
 deep learning with first-spike times*; Bacho & Chu 2023): the output spike times ``t_k`` define
-logits ``-t_k / tau``, so the earliest neuron is the most probable class,
+logits ``-t_k / temperature`` (written :math:`\tau` below), so the earliest neuron is the most probable class,
 
 .. math::
 
@@ -14,8 +14,11 @@ where the optional second term pulls the label neuron's spike earlier.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 __all__ = [
     "ttfs_cross_entropy", "finite_times", "soft_cap", "weight_sum_hinge", "silent_label_drive",
@@ -24,30 +27,33 @@ __all__ = [
 ]
 
 
-def finite_times(t, t_silent):
+def finite_times(t: ArrayLike, t_silent: ArrayLike) -> jax.Array:
     """Replace ``inf`` (no spike) by ``t_silent`` with a NaN-free gradient (zero where silent)."""
     fired = jnp.isfinite(t)
     return jnp.where(fired, jnp.where(fired, t, 0.0), t_silent)
 
 
-def ttfs_cross_entropy(t_out, labels, *, tau=1.0, t_silent=None, t_cap=None, cap="soft", alpha=0.0, tau_reg=None,
-                       drop_silent_label=False):
-    """Softmax cross-entropy on ``-t / tau`` with an optional early-label regularizer.
+def ttfs_cross_entropy(t_out: ArrayLike, labels: jax.Array, *, temperature: ArrayLike = 1.0,
+                       t_silent: Optional[ArrayLike] = None, t_cap: Optional[ArrayLike] = None, cap: str = "soft",
+                       alpha: ArrayLike = 0.0, tau_reg: Optional[ArrayLike] = None,
+                       drop_silent_label: bool = False) -> jax.Array:
+    """Softmax cross-entropy on ``-t / temperature`` with an optional early-label regularizer.
 
     Args:
       t_out: output spike times ``[..., n_classes]`` (``inf`` = silent).
       labels: integer labels ``[...]``.
-      tau: temperature, in the units of ``t_out``.
-      t_silent: the time used for silent neurons. Default: 10 ``tau`` after the latest spike
+      temperature: softmax temperature, in the units of ``t_out`` (Göltz et al. 2021 call it
+        :math:`\tau_{soft}`).
+      t_silent: the time used for silent neurons. Default: 10 ``temperature`` after the latest spike
         of the batch (so a silent neuron counts as "very late"; its gradient is zero).
       t_cap: if given, spikes later than ``t_cap`` are compressed by :func:`soft_cap`
         (logarithmically, keeping a gradient) and ``t_silent`` defaults to ``t_cap``. This
         tames neurons whose small slope at threshold makes them fire very late.
       cap: ``"soft"`` (:func:`soft_cap`) or ``"hard"`` (``min(t, t_cap)``: no gradient past it).
       alpha: weight of the regularizer :math:`\\alpha(\\exp(t_y/\\tau_{reg}) - 1)`.
-      tau_reg: time scale of the regularizer (default ``tau``).
+      tau_reg: time scale of the regularizer (default ``temperature``).
       drop_silent_label: samples whose label neuron is silent still count in the value but give
-        no gradient. Their full-strength push (``1/tau``) on every firing wrong neuron can
+        no gradient. Their full-strength push (``1/temperature``) on every firing wrong neuron can
         silence a whole output layer within tens of Adam steps; pair this with
         :func:`silent_label_drive`, which gives those samples a gradient that makes the label
         neuron fire.
@@ -60,21 +66,21 @@ def ttfs_cross_entropy(t_out, labels, *, tau=1.0, t_silent=None, t_cap=None, cap
         fired = jnp.isfinite(t_out)
         latest = jnp.max(jnp.where(fired, t_out, -jnp.inf))
         latest = jnp.where(jnp.isfinite(latest), latest, 0.0)
-        t_silent = jax.lax.stop_gradient(latest) + 10.0 * tau
+        t_silent = jax.lax.stop_gradient(latest) + 10.0 * temperature
     t = finite_times(t_out, t_silent)
     if t_cap is not None:
         if cap == "soft":
-            t = soft_cap(t, t_cap, tau)
+            t = soft_cap(t, t_cap, temperature)
         elif cap == "hard":
             t = jnp.minimum(t, t_cap)
         else:
             raise ValueError(f"cap must be 'soft' or 'hard', got {cap!r}")
-    logp = jax.nn.log_softmax(-t / tau, axis=-1)
+    logp = jax.nn.log_softmax(-t / temperature, axis=-1)
     t_label = jnp.take_along_axis(t, labels[..., None], axis=-1)[..., 0]
     nll = -jnp.take_along_axis(logp, labels[..., None], axis=-1)[..., 0]
     loss = nll
     if not (isinstance(alpha, (int, float)) and alpha == 0):  # alpha may be traced (sweeps)
-        tau_reg = tau if tau_reg is None else tau_reg
+        tau_reg = temperature if tau_reg is None else tau_reg
         loss = loss + alpha * (jnp.exp(t_label / tau_reg) - 1.0)
     if drop_silent_label:
         label_fired = jnp.isfinite(jnp.take_along_axis(t_out, labels[..., None], axis=-1)[..., 0])
@@ -82,7 +88,7 @@ def ttfs_cross_entropy(t_out, labels, *, tau=1.0, t_silent=None, t_cap=None, cap
     return jnp.mean(loss)
 
 
-def soft_cap(t, t_cap, scale):
+def soft_cap(t: ArrayLike, t_cap: ArrayLike, scale: ArrayLike) -> jax.Array:
     r"""Identity below ``t_cap``, logarithmic growth above it (continuous, with a gradient).
 
     .. math:: c(t) = t \text{ if } t \le t_{cap}, \quad t_{cap} + s \log(1 + (t - t_{cap})/s) \text{ otherwise.}
@@ -91,7 +97,7 @@ def soft_cap(t, t_cap, scale):
     return jnp.minimum(t, t_cap) + scale * jnp.log1p(over / scale)
 
 
-def weight_sum_hinge(weights, margin=1.0):
+def weight_sum_hinge(weights: ArrayLike, margin: ArrayLike = 1.0) -> jax.Array:
     r"""Penalty that keeps neurons able to fire: :math:`\sum_v \max(0, m - \sum_u w_{uv})`.
 
     With the ramp response and no cutoff an SRM neuron fires exactly when the summed weight
@@ -103,7 +109,7 @@ def weight_sum_hinge(weights, margin=1.0):
     return jnp.sum(jax.nn.relu(margin - jnp.sum(weights, axis=0)))
 
 
-def silent_label_drive(t_out, labels, t_in, weights):
+def silent_label_drive(t_out: ArrayLike, labels: jax.Array, t_in: ArrayLike, weights: jax.Array) -> jax.Array:
     r"""A gradient for label neurons that stayed silent: "weight bumping" written as a loss term.
 
     A silent output neuron has no spike time, so a time-based loss such as
@@ -138,7 +144,8 @@ def silent_label_drive(t_out, labels, t_in, weights):
     if t_in.ndim == t_out.ndim:
         t_in = t_in[..., None]
     if t_out.ndim != 2 or t_in.ndim != 3:
-        raise ValueError(f"t_out must be [B, n_out] and t_in [B, n_in] or [B, n_in, K]; got {t_out.shape}, {t_in.shape}")
+        raise ValueError(f"t_out must be [B, n_out] and t_in [B, n_in] or [B, n_in, K]; "
+                         f"got {t_out.shape}, {t_in.shape}")
     if weights.shape != (t_in.shape[1], t_out.shape[1]):
         raise ValueError(f"weights must be [n_in, n_out] = {(t_in.shape[1], t_out.shape[1])}, got {weights.shape}")
     counts = jnp.sum(jnp.isfinite(t_in), axis=-1).astype(weights.dtype)  # [B, n_in]
@@ -149,7 +156,7 @@ def silent_label_drive(t_out, labels, t_in, weights):
 
 
 @jax.custom_jvp
-def soft_spike_count(t, time_scale=1.0):
+def soft_spike_count(t: ArrayLike, time_scale: ArrayLike = 1.0) -> jax.Array:
     r"""Spike count of each neuron ``[..., n, K] -> [..., n]`` with a gradient for every spike.
 
     The value is the number of finite spike times. The count is piecewise constant in the spike
@@ -169,7 +176,8 @@ def _soft_spike_count_jvp(primals, tangents):
     return soft_spike_count(t, time_scale), -jnp.sum(jnp.where(fired, dt, 0.0), axis=-1) / time_scale
 
 
-def spike_count_loss(t_out, labels, *, target_true=15.0, target_false=3.0, time_scale=1.0):
+def spike_count_loss(t_out: ArrayLike, labels: ArrayLike, *, target_true: ArrayLike = 15.0,
+                     target_false: ArrayLike = 3.0, time_scale: ArrayLike = 1.0) -> jax.Array:
     r"""Squared error between output spike counts and target counts (Bacho & Chu 2023).
 
     .. math::
@@ -185,7 +193,8 @@ def spike_count_loss(t_out, labels, *, target_true=15.0, target_false=3.0, time_
     return jnp.mean(0.5 * jnp.sum((c - target) ** 2, axis=-1))
 
 
-def spike_count_cross_entropy(t_out, labels, *, temperature=1.0, time_scale=1.0):
+def spike_count_cross_entropy(t_out: ArrayLike, labels: jax.Array, *, temperature: ArrayLike = 1.0,
+                              time_scale: ArrayLike = 1.0) -> jax.Array:
     """Softmax cross-entropy on spike counts ``c_k / temperature`` (gradient as in
     :func:`soft_spike_count`), averaged over the batch."""
     c = soft_spike_count(t_out, time_scale) / temperature
@@ -201,16 +210,16 @@ def _nll(logits, labels):
     return -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), labels[..., None], axis=-1)[..., 0]
 
 
-def rate_cross_entropy(spikes, labels, *, scale=1.0):
-    r"""Softmax cross-entropy on output spike counts: logits :math:`c_k / s`, :math:`c_k = \sum_t s_k[t]`.
+def rate_cross_entropy(spikes: ArrayLike, labels: jax.Array, *, temperature: ArrayLike = 1.0) -> jax.Array:
+    r"""Softmax cross-entropy on output spike counts: logits :math:`c_k / T_{soft}`, :math:`c_k = \sum_t s_k[t]`.
 
-    The loss of snnTorch's ``ce_count_loss`` (``scale = 1``). ``spikes [T, ..., n_out]`` (the
+    The loss of snnTorch's ``ce_count_loss`` (``temperature = 1``). ``spikes [T, ..., n_out]`` (the
     surrogate gradient reaches each step), ``labels [...]``; mean over the batch.
     """
-    return jnp.mean(_nll(jnp.sum(spikes, axis=0) / scale, labels))
+    return jnp.mean(_nll(jnp.sum(spikes, axis=0) / temperature, labels))
 
 
-def membrane_cross_entropy(membrane, labels, *, reduce="mean"):
+def membrane_cross_entropy(membrane: ArrayLike, labels: jax.Array, *, reduce: str = "mean") -> jax.Array:
     """Softmax cross-entropy on the output membrane ``[T, ..., n_out]`` reduced over time (``"mean"``,
     ``"max"`` or ``"last"``): a smooth readout of non-spiking or spiking output neurons."""
     if reduce == "mean":
@@ -224,7 +233,8 @@ def membrane_cross_entropy(membrane, labels, *, reduce="mean"):
     return jnp.mean(_nll(logits, labels))
 
 
-def rate_mse(spikes, labels, *, correct_rate=1.0, incorrect_rate=0.0):
+def rate_mse(spikes: jax.Array, labels: ArrayLike, *, correct_rate: ArrayLike = 1.0,
+             incorrect_rate: ArrayLike = 0.0) -> jax.Array:
     r"""Squared error between output spike counts and target counts (snnTorch's ``mse_count_loss``).
 
     .. math:: L = \sum_k (c_k - T r_k)^2,\quad r_k = \text{correct\_rate if } k = y
@@ -238,7 +248,8 @@ def rate_mse(spikes, labels, *, correct_rate=1.0, incorrect_rate=0.0):
     return jnp.mean(jnp.sum((counts - num_steps * target) ** 2, axis=-1))
 
 
-def rate_regularizer(spikes, *, upper=None, lower=None):
+def rate_regularizer(spikes: ArrayLike, *, upper: Optional[ArrayLike] = None,
+                     lower: Optional[ArrayLike] = None) -> jax.Array:
     r"""Activity regularizer on spike trains ``[T, B, n]`` (Zenke & Vogels 2021).
 
     .. math:: R = \underbrace{\langle \max(0, r_{bn} - r_{up})^2 \rangle_{b,n}}_{\text{per sample}}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxsnn.coding import count_class, first_spike_class
 
@@ -18,13 +19,13 @@ __all__ = ["spikes_per_sample", "silent_fraction", "decisions_over_time", "predi
            "confidence_over_time", "pareto_frontier"]
 
 
-def spikes_per_sample(t):
+def spikes_per_sample(t: jax.Array) -> jax.Array:
     """Mean number of spikes per sample of a layer's output ``[B, n, K]`` (or ``[B, n]``)."""
     t = t if t.ndim >= 3 else t[..., None]
     return jnp.mean(jnp.sum(jnp.isfinite(t), axis=(-2, -1)))
 
 
-def silent_fraction(t):
+def silent_fraction(t: jax.Array) -> jax.Array:
     """Fraction of neurons that never spike, over all samples: ``[B, n, K]`` -> scalar; per
     neuron (silent for every sample) with :func:`jnp.all` over the batch if needed."""
     t = t if t.ndim >= 3 else t[..., None]
@@ -47,13 +48,13 @@ def _decision_at(t, tau, decoder):
     return jnp.where(any_spike, _decide(seen, decoder), -1)
 
 
-def decisions_over_time(t, times, decoder="count"):
+def decisions_over_time(t: jax.Array, times: ArrayLike, decoder: str = "count") -> jax.Array:
     """Decision at each time in ``times [T]`` from the spikes up to then: ``[T, B]``; ``-1``
     where no output neuron has spiked yet."""
     return jax.lax.map(lambda tau: _decision_at(t, tau, decoder), jnp.asarray(times, t.dtype))
 
 
-def prediction_latency(t, decoder="count"):
+def prediction_latency(t: jax.Array, decoder: str = "count") -> jax.Array:
     """Earliest time after which the decision no longer changes, per sample ``[B]``.
 
     Candidate times are the sample's own output spikes (the decision changes nowhere else):
@@ -65,7 +66,8 @@ def prediction_latency(t, decoder="count"):
     cand = jnp.sort(flat, axis=-1)  # [B, M]
     final = _decide(t, decoder)
 
-    decs = jax.lax.map(lambda i: _decision_at(t, cand[:, i][:, None, None], decoder), jnp.arange(cand.shape[1])).T  # [B, M]
+    decs = jax.lax.map(lambda i: _decision_at(t, cand[:, i][:, None, None], decoder),
+                       jnp.arange(cand.shape[1])).T  # [B, M]
     valid = jnp.isfinite(cand)
     wrong = valid & (decs != final[:, None])
     M = cand.shape[1]
@@ -75,13 +77,13 @@ def prediction_latency(t, decoder="count"):
     return jnp.where(jnp.any(valid, axis=-1), settle, jnp.inf)
 
 
-def accuracy_over_time(t, labels, times, decoder="count"):
+def accuracy_over_time(t: jax.Array, labels: jax.Array, times: ArrayLike, decoder: str = "count") -> jax.Array:
     """Fraction of samples whose decision at each time is correct: ``[T]`` (for latency curves)."""
     d = decisions_over_time(t, times, decoder)
     return jnp.mean(d == labels[None, :], axis=-1)
 
 
-def confidence_over_time(t, labels, times, decoder="count"):
+def confidence_over_time(t: jax.Array, labels: ArrayLike, times: ArrayLike, decoder: str = "count") -> jax.Array:
     """Fraction of samples already *correctly decided* at each time ``[T]``: the decision at
     ``tau`` is correct and no later output spike changes it (``tau >=``
     :func:`prediction_latency` and the final decision is right). Unlike
@@ -94,7 +96,7 @@ def confidence_over_time(t, labels, times, decoder="count"):
     return jnp.mean(done, axis=-1)
 
 
-def pareto_frontier(accuracy, cost):
+def pareto_frontier(accuracy: ArrayLike, cost: ArrayLike) -> list[int]:
     """Indices of the points no other point beats on both counts (higher ``accuracy`` and
     lower ``cost``, e.g. spikes per inference), ordered by increasing cost.
 

@@ -2,22 +2,36 @@
 
 Each module owns its parameters and calls a pure function of :mod:`jaxsnn.srm`,
 :mod:`jaxsnn.lif` or :mod:`jaxsnn.dlif`; the functional core stays usable without Flax.
+
+Conventions shared by every module:
+
+* ``learn_<name>`` flags make a constant trainable, one value per neuron (``learn_threshold``,
+  ``learn_delays``, ``learn_beta``).
+* A learned threshold is stored as its logarithm (parameter ``log_threshold``), so it stays
+  positive and a multiplicative change is one additive step.
+* The weight matrix is the parameter ``kernel`` (Flax's name); the SRM response shape is the
+  attribute ``response``.
+* Every MLP returns ``(output, aux)``: the last layer's output and a dict with ``"hidden"`` (the
+  list of the hidden layers' outputs) and, for :class:`DLIFMLP`, ``"membrane"`` (the last
+  layer's membrane).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Callable
+from typing import Any, Optional, Sequence, Union
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxsnn import discretize, dlif, lif, srm
 
 __all__ = ["SRMDense", "SRMMLP", "srm_weight_init", "LIFDense", "LIFMLP", "DLIFDense", "DLIFMLP"]
 
 
-def srm_weight_init(mean: float = 2.0, std: float = 1.0, threshold: float = 1.0):
+def srm_weight_init(mean: float = 2.0, std: float = 1.0, threshold: float = 1.0) -> Callable[..., jax.Array]:
     r"""Initializer for SRM weights ``[n_in, n_out]`` that makes neurons fire at the start.
 
     .. math::
@@ -39,6 +53,14 @@ def srm_weight_init(mean: float = 2.0, std: float = 1.0, threshold: float = 1.0)
     return init
 
 
+def _threshold(module: nn.Module, value: float, learn: bool, n: int, dtype=None):
+    """The firing threshold: ``value``, or with ``learn`` a per-neuron parameter ``log_threshold``
+    initialised to ``log(value)``."""
+    if not learn:
+        return value
+    return jnp.exp(module.param("log_threshold", nn.initializers.constant(jnp.log(value)), (n,), dtype))
+
+
 class SRMDense(nn.Module):
     """A dense layer of SRM neurons with piecewise-linear response (:func:`jaxsnn.srm.first_spike_times`).
 
@@ -47,12 +69,13 @@ class SRMDense(nn.Module):
     Attributes:
       features: number of neurons.
       threshold: initial (or fixed) firing threshold.
-      kernel: ``"ramp"`` or ``"step"``.
+      response: the response shape ``"ramp"`` or ``"step"`` (the ``kernel`` argument of
+        :func:`jaxsnn.srm.first_spike_times`).
       delta: response length (``inf`` = ReLU response).
       bias_time: if not ``None``, one extra input spike at this time with its own trainable
         weights (the usual "bias spike" of TTFS networks).
-      train_threshold: learn one threshold per neuron (stored as its logarithm).
-      train_delays: learn non-negative per-synapse delays (stored as ``|d|``).
+      learn_threshold: learn one threshold per neuron (stored as its logarithm).
+      learn_delays: learn non-negative per-synapse delays (stored as ``|d|``).
       delay_init_max: delays start uniform in ``[0, delay_init_max]``.
       weight_mean, weight_std: parameters of :func:`srm_weight_init`.
       dt: clock step (``None``: continuous time). With ``dt`` the first spike is emitted at the
@@ -64,11 +87,11 @@ class SRMDense(nn.Module):
 
     features: int
     threshold: float = 1.0
-    kernel: str = "ramp"
+    response: str = "ramp"
     delta: float = jnp.inf
     bias_time: Optional[float] = None
-    train_threshold: bool = False
-    train_delays: bool = False
+    learn_threshold: bool = False
+    learn_delays: bool = False
     delay_init_max: float = 0.0
     weight_mean: float = 2.0
     weight_std: float = 1.0
@@ -76,7 +99,7 @@ class SRMDense(nn.Module):
     estimator: str = "straight_through"
 
     @nn.compact
-    def __call__(self, t_in, dt=None):
+    def __call__(self, t_in: jax.Array, dt: Optional[ArrayLike] = None) -> jax.Array:
         dt = self.dt if dt is None else dt
         if self.bias_time is not None:
             bias = jnp.full(t_in.shape[:-1] + (1,), self.bias_time, t_in.dtype)
@@ -86,20 +109,14 @@ class SRMDense(nn.Module):
             "kernel", srm_weight_init(self.weight_mean, self.weight_std, self.threshold),
             (n_in, self.features),
         )
-        if self.train_threshold:
-            log_theta = self.param(
-                "log_threshold", nn.initializers.constant(jnp.log(self.threshold)), (self.features,)
-            )
-            theta = jnp.exp(log_theta)
-        else:
-            theta = self.threshold
+        theta = _threshold(self, self.threshold, self.learn_threshold, self.features)
         delays = None
-        if self.train_delays:
+        if self.learn_delays:
             raw = self.param(
                 "delays", nn.initializers.uniform(self.delay_init_max), (n_in, self.features)
             )
             delays = jnp.abs(raw)
-        t = srm.first_spike_times(t_in, w, theta, delays=delays, kernel=self.kernel, delta=self.delta)
+        t = srm.first_spike_times(t_in, w, theta, delays=delays, kernel=self.response, delta=self.delta)
         return t if dt is None else discretize.quantize(t, dt, estimator=self.estimator)
 
 
@@ -108,7 +125,7 @@ class SRMMLP(nn.Module):
 
     Attributes:
       features: neurons per layer, e.g. ``(350, 10)``.
-      layer_kwargs: keyword arguments given to every layer (threshold, kernel, bias_time, ...).
+      layer_kwargs: keyword arguments given to every layer (threshold, response, bias_time, ...).
       spike_dropout: during training (``train=True``), delete each hidden spike (set it to
         ``inf``) with this probability; needs ``rngs={"dropout": key}`` in ``apply``.
       dt: clock step of every layer (``None``: continuous); see :class:`SRMDense`.
@@ -122,9 +139,10 @@ class SRMMLP(nn.Module):
     estimator: str = "straight_through"
 
     @nn.compact
-    def __call__(self, t_in, *, train: bool = False, return_hidden: bool = False, dt=None):
-        """Output spike times ``[..., features[-1]]``; with ``return_hidden`` also the list of
-        every hidden layer's spike times (after dropout), e.g. to count spikes. ``dt``
+    def __call__(self, t_in: jax.Array, *, train: bool = False,
+                 dt: Optional[ArrayLike] = None) -> tuple[jax.Array, dict[str, list[jax.Array]]]:
+        """``(t_out, aux)``: output spike times ``[..., features[-1]]`` and ``aux["hidden"]``, the
+        list of every hidden layer's spike times (after dropout), e.g. to count spikes. ``dt``
         (traceable, overrides the attribute) runs the network on a clock: the input is
         quantized once, every layer's output spikes at bin ends."""
         kw = dict(self.layer_kwargs or {})
@@ -140,7 +158,7 @@ class SRMMLP(nn.Module):
                     drop = jax.random.bernoulli(self.make_rng("dropout"), self.spike_dropout, t.shape)
                     t = jnp.where(drop, jnp.inf, t)
                 hidden.append(t)
-        return (t, hidden) if return_hidden else t
+        return t, {"hidden": hidden}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -160,6 +178,7 @@ class LIFDense(nn.Module):
       tau_syn: synaptic time constant; ``tau_mem = tau_ratio * tau_syn``.
       threshold: firing threshold.
       tau_ratio: 2 or 1.
+      learn_threshold: learn one threshold per neuron (stored as its logarithm).
       max_spikes: spikes kept per neuron.
       t_max: spikes after ``t_max`` are dropped.
       weight_low, weight_high: weights start uniform in ``[low, high)`` (the reference code:
@@ -173,6 +192,7 @@ class LIFDense(nn.Module):
     tau_syn: float = 0.13
     threshold: float = 1.0
     tau_ratio: int = 2
+    learn_threshold: bool = False
     max_spikes: int = 1
     t_max: float = jnp.inf
     weight_low: float = -1.0
@@ -181,7 +201,9 @@ class LIFDense(nn.Module):
     estimator: str = "straight_through"
 
     @nn.compact
-    def __call__(self, t_in, dt=None):
+    def __call__(self, t_in: jax.Array, dt: Optional[ArrayLike] = None) -> jax.Array:
+        if jnp.ndim(t_in) < 2:
+            raise ValueError(f"t_in: expected shape [..., n_in, k_in], got shape {jnp.shape(t_in)}")
         dt = self.dt if dt is None else dt
         n_in = t_in.shape[-2]
         low, high = self.weight_low, self.weight_high
@@ -191,9 +213,10 @@ class LIFDense(nn.Module):
             return jax.random.uniform(key, shape, dtype, low, high)
 
         w = self.param("kernel", init, (n_in, self.features))
+        theta = _threshold(self, self.threshold, self.learn_threshold, self.features)
         if self.is_initializing():  # shapes only: no event loop (nor constant folding) at init
             return jnp.full(t_in.shape[:-2] + (self.features, self.max_spikes), jnp.inf, w.dtype)
-        return lif.spike_times(t_in, w, tau_syn=self.tau_syn, threshold=self.threshold,
+        return lif.spike_times(t_in, w, tau_syn=self.tau_syn, threshold=theta,
                                tau_ratio=self.tau_ratio, max_spikes=self.max_spikes, t_max=self.t_max,
                                dt=dt, estimator=self.estimator)
 
@@ -218,17 +241,22 @@ class LIFMLP(nn.Module):
     estimator: str = "straight_through"
 
     @nn.compact
-    def __call__(self, t_in, *, return_hidden: bool = False, dt=None):
-        """``t_in [..., n_in]`` (one spike per input) or ``[..., n_in, k_in]``; returns the
-        output ``[..., features[-1], max_spikes[-1]]`` and, with ``return_hidden``, the list of
-        hidden layers' spike times. ``dt`` (traceable, overrides the attribute) runs the
-        network on a clock: the input is quantized once (:func:`jaxsnn.discretize.quantize`)
+    def __call__(self, t_in: jax.Array, *,
+                 dt: Optional[ArrayLike] = None) -> tuple[jax.Array, dict[str, list[jax.Array]]]:
+        """``t_in [..., n_in, k_in]`` (``k_in`` spikes per input neuron, as
+        :func:`jaxsnn.lif.spike_times`; pass ``t[..., None]`` for one spike each); returns
+        ``(t_out, aux)``: the output ``[..., features[-1], max_spikes[-1]]`` and ``aux["hidden"]``,
+        the list of hidden layers' spike times. ``dt`` (traceable, overrides the attribute) runs
+        the network on a clock: the input is quantized once (:func:`jaxsnn.discretize.quantize`)
         and every layer emits its spikes at bin ends."""
         if not (len(self.features) == len(self.thresholds) == len(self.max_spikes)):
             raise ValueError("features, thresholds and max_spikes must have one entry per layer")
         kw = dict(self.layer_kwargs or {})
         dt = self.dt if dt is None else dt
-        t = t_in[..., None] if t_in.ndim < 3 else t_in
+        if jnp.ndim(t_in) < 2:
+            raise ValueError(f"t_in: expected shape [..., n_in, k_in] (t[..., None] for one spike per input), "
+                             f"got shape {jnp.shape(t_in)}")
+        t = t_in
         if dt is not None:
             t = discretize.quantize(t, dt, estimator=self.estimator)
             kw = dict(kw, estimator=self.estimator)
@@ -237,7 +265,7 @@ class LIFMLP(nn.Module):
             t = LIFDense(f, threshold=th, max_spikes=k, name=f"layer_{i}", **kw)(t, dt)
             if i < len(self.features) - 1:
                 hidden.append(t)
-        return (t, hidden) if return_hidden else t
+        return t, {"hidden": hidden}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -258,7 +286,8 @@ class DLIFDense(nn.Module):
 
     Weights and bias start uniform in ``±1/sqrt(n_in)`` (PyTorch's ``nn.Linear``, as in the snnTorch
     and Norse examples). With ``learn_beta`` / ``learn_threshold`` each neuron gets its own trainable
-    decay (kept in ``[0, 1]`` by a clip) / threshold (kept positive as ``|theta|``).
+    decay (kept in ``[0, 1]`` by a clip) / threshold (stored as its logarithm, parameter
+    ``log_threshold``).
 
     Attributes:
       features: number of neurons.
@@ -287,7 +316,8 @@ class DLIFDense(nn.Module):
     skip_silent_inputs: bool = False
 
     @nn.compact
-    def __call__(self, inputs, *, return_membrane: bool = False):
+    def __call__(self, inputs: jax.Array, *,
+                 return_membrane: bool = False) -> Union[jax.Array, tuple[jax.Array, jax.Array]]:
         if inputs.ndim < 2:
             raise ValueError(f"inputs: expected a time-major array [T, ..., n_in], got shape {inputs.shape}")
         n_in = inputs.shape[-1]
@@ -300,10 +330,7 @@ class DLIFDense(nn.Module):
         beta = self.beta
         if self.learn_beta:
             beta = jnp.clip(self.param("beta", nn.initializers.constant(self.beta), (self.features,), dtype), 0.0, 1.0)
-        threshold = self.threshold
-        if self.learn_threshold:
-            threshold = jnp.abs(self.param("threshold", nn.initializers.constant(self.threshold),
-                                           (self.features,), dtype))
+        threshold = _threshold(self, self.threshold, self.learn_threshold, self.features, dtype)
         spikes, membrane = dlif.simulate(inputs, w, beta=beta, threshold=threshold, bias=b, reset=self.reset,
                                          surrogate=self.surrogate, recurrent_weights=v,
                                          detach_reset=self.detach_reset, remat=self.remat, chunk=self.chunk,
@@ -328,9 +355,10 @@ class DLIFMLP(nn.Module):
     skip_silent_inputs: bool = False
 
     @nn.compact
-    def __call__(self, inputs, *, return_hidden: bool = False):
-        """Returns ``(spikes, membrane)`` of the last layer ``[T, ..., features[-1]]`` and, with
-        ``return_hidden``, also the list of hidden layers' spike trains."""
+    def __call__(self, inputs: jax.Array) -> tuple[jax.Array, dict[str, Any]]:
+        """Returns ``(spikes, aux)``: the last layer's spikes ``[T, ..., features[-1]]``, and
+        ``aux["membrane"]`` (its membrane, same shape) and ``aux["hidden"]`` (the list of the hidden
+        layers' spike trains)."""
         kw = dict(self.layer_kwargs or {})
         x, hidden = inputs, []
         for i, f in enumerate(self.features):
@@ -338,4 +366,4 @@ class DLIFMLP(nn.Module):
             x, membrane = DLIFDense(f, name=f"layer_{i}", **{**kw, **skip})(x, return_membrane=True)
             if i < len(self.features) - 1:
                 hidden.append(x)
-        return ((x, membrane), hidden) if return_hidden else (x, membrane)
+        return x, {"membrane": membrane, "hidden": hidden}

@@ -49,7 +49,7 @@ They are implemented with :func:`jax.custom_vjp`, which avoids differentiating t
 sort. A silent neuron (``t_v = inf``) and an input that never arrives (``t_u = inf``) get
 zero gradients, never NaN.
 
-Cost. The forward pass sorts the knots of each sample (two integer sorts, see ``_argsort``)
+Cost. The forward pass sorts the knots of each sample (two integer sorts, see ``argsort``)
 and walks them once in a ``lax.while_loop`` that carries ``[batch, n_out]`` accumulators and
 stops after the last finite knot of the batch or when every neuron has fired, so inputs that
 never arrive cost nothing. The backward pass loops over the batch on ``[n_in, n_out]`` slabs.
@@ -66,7 +66,17 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
+from jaxsnn._internal import (
+    argsort,
+    check_no_nan,
+    check_positive,
+    check_scalar,
+    check_weights_threshold,
+    fail,
+    is_concrete,
+)
 from jaxsnn._vma import vary_like
 
 __all__ = ["first_spike_times", "potential", "KERNELS"]
@@ -79,47 +89,24 @@ KERNELS = ("ramp", "step")
 # ----------------------------------------------------------------------------------------------
 
 
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
-def _check_weights_threshold(weights, threshold):
-    """Shared by the layer functions: ``weights [n_in, n_out]``; ``threshold`` scalar or ``[n_out]``,
-    positive where its value is known. Returns ``(n_in, n_out)``."""
-    if jnp.ndim(weights) != 2:
-        raise ValueError(f"weights must have shape [n_in, n_out], got shape {jnp.shape(weights)}")
-    n_in, n_out = jnp.shape(weights)
-    if jnp.ndim(threshold) not in (0, 1) or (jnp.ndim(threshold) == 1 and jnp.shape(threshold)[0] not in (1, n_out)):
-        raise ValueError(
-            f"threshold must be a scalar or have shape [n_out] = [{n_out}], got shape {jnp.shape(threshold)}"
-        )
-    if _is_concrete(threshold) and not np.all(np.asarray(threshold) > 0):
-        raise ValueError("threshold must be positive")
-    return n_in, n_out
-
-
 def _validate(t_in, weights, threshold, delays, kernel, delta):
     if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    n_in, n_out = _check_weights_threshold(weights, threshold)
+        raise fail("kernel", f"one of {KERNELS}", repr(kernel))
+    n_in, n_out = check_weights_threshold(weights, threshold)
     if jnp.ndim(t_in) < 1 or jnp.shape(t_in)[-1] != n_in:
-        raise ValueError(
-            f"t_in must have shape [..., n_in] with n_in = {n_in} (rows of weights), "
-            f"got shape {jnp.shape(t_in)}"
-        )
+        raise fail("t_in", f"shape [..., n_in] with n_in = {n_in} (rows of weights)", f"shape {jnp.shape(t_in)}")
     if delays is not None and jnp.shape(delays) != (n_in, n_out):
-        raise ValueError(f"delays must have shape [n_in, n_out] = [{n_in}, {n_out}], got {jnp.shape(delays)}")
-    if jnp.ndim(delta) != 0:
-        raise ValueError(f"delta must be a scalar, got shape {jnp.shape(delta)}")
+        raise fail("delays", f"shape [n_in, n_out] = [{n_in}, {n_out}]", f"shape {jnp.shape(delays)}")
+    check_scalar("delta", delta)
     # Value checks only where values are known (outside jit).
-    if _is_concrete(delta) and not float(delta) > 0:
-        raise ValueError(f"delta must be positive (use jnp.inf for no cutoff), got {float(delta)}")
-    if delays is not None and _is_concrete(delays):
-        d = np.asarray(delays)
+    check_positive("delta", delta)
+    if delays is not None and is_concrete(delays):
+        d = np.asarray(delays, dtype=float)
         if not np.all(np.isfinite(d)) or np.any(d < 0):
-            raise ValueError("delays must be finite and non-negative")
-    if _is_concrete(t_in) and np.any(np.isnan(np.asarray(t_in))):
-        raise ValueError("t_in contains NaN (use jnp.inf for inputs that do not spike)")
+            raise fail("delays", "finite, non-negative values", "negative or non-finite values")
+    check_no_nan("t_in", t_in, hint=" (use jnp.inf for inputs that do not spike)")
+    if is_concrete(t_in) and np.any(np.asarray(t_in, dtype=float) == -np.inf):
+        raise fail("t_in", "finite times or +inf (no spike)", "-inf")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -127,37 +114,6 @@ def _validate(t_in, weights, threshold, delays, kernel, delta):
 # ----------------------------------------------------------------------------------------------
 
 _UNROLL = 8  # knots processed per while-loop iteration
-
-
-def _ordered_int(x):
-    """int32 keys that sort like the float32 values ``x`` (IEEE bits, negatives flipped).
-
-    ``-0.0`` becomes ``+0.0`` first: the two are equal values but not equal bit patterns.
-    """
-    bits = jax.lax.bitcast_convert_type(jnp.where(x == 0, jnp.zeros_like(x), x), jnp.int32)
-    return jnp.where(bits < 0, bits ^ jnp.int32(0x7FFFFFFF), bits)
-
-
-def _argsort(x, axis):
-    """Stable argsort along ``axis``, exact, with two single-operand integer sorts.
-
-    XLA's CPU sort of ``(float key, index)`` pairs is several times slower than a sort of one
-    integer array. So: sort the order-preserving integer keys, take each element's position
-    ``p`` among them (``searchsorted``, left: equal keys share it), and sort the unique
-    integers ``p * m + index``, which order by value and then by index.
-    """
-    x = jnp.moveaxis(x, axis, -1)
-    m = x.shape[-1]
-    if x.dtype != jnp.float32 or m * m >= 2**31:
-        return jnp.moveaxis(jnp.argsort(x, axis=-1, stable=True), -1, axis)
-    keys = _ordered_int(x)
-    flat = keys.reshape(-1, m)
-    pos = jax.vmap(lambda s, k: jnp.searchsorted(s, k, side="left", method="scan"))(
-        jnp.sort(flat, axis=-1), flat
-    ).astype(jnp.int32)
-    idx = jax.lax.broadcasted_iota(jnp.int32, flat.shape, 1)
-    order = jnp.sort(pos * m + idx, axis=-1) % m
-    return jnp.moveaxis(order.reshape(x.shape), -1, axis)
 
 
 def _events(a, delta, finite_delta):
@@ -175,7 +131,7 @@ def _events(a, delta, finite_delta):
         knots = jnp.concatenate([a, a + delta], axis=1)
     else:
         knots = a
-    order = _argsort(knots, axis=1)
+    order = argsort(knots, axis=1)
     time = jnp.take_along_axis(knots, order, axis=1)
     src = order % n
     sign = jnp.where(order < n, 1.0, -1.0).astype(a.dtype)
@@ -352,13 +308,13 @@ _spike_times_jit = jax.jit(_spike_times, static_argnums=(4, 5))
 
 
 def first_spike_times(
-    t_in: jax.Array,
-    weights: jax.Array,
-    threshold,
+    t_in: ArrayLike,
+    weights: ArrayLike,
+    threshold: ArrayLike,
     *,
-    delays: Optional[jax.Array] = None,
+    delays: Optional[ArrayLike] = None,
     kernel: str = "ramp",
-    delta=jnp.inf,
+    delta: ArrayLike = jnp.inf,
 ) -> jax.Array:
     r"""First spike times of a layer of SRM neurons with a piecewise-linear response.
 
@@ -383,6 +339,15 @@ def first_spike_times(
 
     Gradients with respect to ``t_in``, ``weights``, ``threshold`` and ``delays`` are exact
     (almost everywhere) and finite; see the module docstring for the formulas.
+
+    Example: inputs at 0 and 1 through unit weights. The potential is ``t`` until the second
+    input arrives and ``2t - 1`` after, so threshold 1 is reached at ``t = 1`` and threshold 2 at
+    ``t = 1.5``:
+
+    >>> import jax.numpy as jnp
+    >>> from jaxsnn import srm
+    >>> srm.first_spike_times(jnp.array([0.0, 1.0]), jnp.ones((2, 2)), jnp.array([1.0, 2.0]))
+    Array([1. , 1.5], dtype=float32)
     """
     _validate(t_in, weights, threshold, delays, kernel, delta)
     dtype = jnp.result_type(t_in, weights, float)
@@ -390,7 +355,7 @@ def first_spike_times(
     weights = jnp.asarray(weights, dtype)
     n_in, n_out = weights.shape
     theta = jnp.broadcast_to(jnp.asarray(threshold, dtype), (n_out,))
-    finite_delta = not (_is_concrete(delta) and math.isinf(float(delta)))
+    finite_delta = not (is_concrete(delta) and math.isinf(float(delta)))
     delta_arr = jnp.asarray(delta, dtype)
 
     batch_shape = t_in.shape[:-1]
@@ -404,7 +369,8 @@ def first_spike_times(
     return t.reshape(batch_shape + (n_out,))
 
 
-def potential(t, t_in, weights, *, delays=None, kernel="ramp", delta=jnp.inf):
+def potential(t: jax.Array, t_in: jax.Array, weights: ArrayLike, *, delays: Optional[ArrayLike] = None,
+              kernel: str = "ramp", delta: ArrayLike = jnp.inf) -> jax.Array:
     r"""Membrane potential :math:`P_v(t)` at query times ``t``, by direct summation.
 
     A direct evaluation of the model (no sorting), useful to inspect a neuron or to check
@@ -414,11 +380,20 @@ def potential(t, t_in, weights, *, delays=None, kernel="ramp", delta=jnp.inf):
       t: query times ``[..., T]``.
       t_in: input spike times ``[..., n_in]`` (same leading shape as ``t``).
       weights: ``[n_in, n_out]``.
+      delays, kernel, delta: as in :func:`first_spike_times`.
     Returns:
       ``[..., T, n_out]``.
+
+    Example (inputs at 0 and 1, unit weights: ``P(0.5) = 0.5``, ``P(2) = 2 + 1``):
+
+    >>> import jax.numpy as jnp
+    >>> from jaxsnn import srm
+    >>> srm.potential(jnp.array([0.5, 2.0]), jnp.array([0.0, 1.0]), jnp.ones((2, 1)))
+    Array([[0.5],
+           [3. ]], dtype=float32)
     """
     if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        raise fail("kernel", f"one of {KERNELS}", repr(kernel))
     a = t_in[..., None, :, None]  # [..., 1, n_in, 1]
     if delays is not None:
         a = a + delays

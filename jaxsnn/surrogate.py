@@ -13,16 +13,16 @@ learning in spiking neural networks*). Each function takes its shape parameter (
 ordinary argument, so it can be traced, swept under ``vmap`` or even differentiated through (its own
 cotangent is zero: the parameter does not change the forward pass).
 
-=====================  ===============================================================  ==================================
-function               backward :math:`\sigma'(x)`                                      source
-=====================  ===============================================================  ==================================
-``fast_sigmoid``       :math:`1 / (1 + k|x|)^2`                                         SuperSpike, Zenke & Ganguli 2018
-``arctan``             :math:`(\alpha/2) / (1 + (\pi \alpha x / 2)^2)`                  Fang et al. 2021 (SpikingJelly)
-``sigmoid``            :math:`k\,\mathrm{sig}(kx)\,(1 - \mathrm{sig}(kx))`              Zenke & Vogels 2021
-``triangle``           :math:`\max(0, 1 - |x|/w) / w`                                   Esser et al. 2016; Bellec et al. 2018
-``rectangular``        :math:`\mathbb{1}[|x| < w/2] / w`                                Wu et al. 2018 (STBP)
-``straight_through``   :math:`c`                                                        Bengio et al. 2013
-=====================  ===============================================================  ==================================
+=====================  ===================================================  ==================================
+function               backward :math:`\sigma'(x)`                          source
+=====================  ===================================================  ==================================
+``fast_sigmoid``       :math:`1 / (1 + k|x|)^2`                             SuperSpike, Zenke & Ganguli 2018
+``arctan``             :math:`(\alpha/2) / (1 + (\pi \alpha x / 2)^2)`      Fang et al. 2021 (SpikingJelly)
+``sigmoid``            :math:`k\,\mathrm{sig}(kx)\,(1 - \mathrm{sig}(kx))`  Zenke & Vogels 2021
+``triangle``           :math:`\max(0, 1 - |x|/w) / w`                       Esser et al. 2016; Bellec et al. 2018
+``rectangular``        :math:`\mathbb{1}[|x| < w/2] / w`                    Wu et al. 2018 (STBP)
+``straight_through``   :math:`c`                                            Bengio et al. 2013
+=====================  ===================================================  ==================================
 
 Pass any of them (or any ``x -> spikes`` callable) as ``surrogate=`` to :func:`jaxsnn.dlif.simulate`;
 strings name them with their default parameter, and :func:`resolve` does the lookup.
@@ -31,9 +31,12 @@ strings name them with their default parameter, and :func:`resolve` does the loo
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Optional, Union
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 __all__ = [
     "fast_sigmoid", "arctan", "sigmoid", "triangle", "rectangular", "straight_through",
@@ -41,7 +44,7 @@ __all__ = [
 ]
 
 
-def heaviside(x):
+def heaviside(x: ArrayLike) -> jax.Array:
     """The exact spike function ``1[x >= 0]`` in the dtype of ``x`` (no surrogate: zero gradient)."""
     x = _as_float(x)
     return (x >= 0).astype(x.dtype)
@@ -108,7 +111,7 @@ _rectangular = _spike_function(_d_rectangular)
 _straight_through = _spike_function(_d_straight_through)
 
 
-def fast_sigmoid(x, slope=25.0):
+def fast_sigmoid(x: ArrayLike, slope: ArrayLike = 25.0) -> jax.Array:
     r"""Heaviside forward; backward :math:`1/(1 + k|x|)^2` with ``k = slope``.
 
     The SuperSpike surrogate (Zenke & Ganguli 2018, *SuperSpike: supervised learning in multilayer
@@ -123,33 +126,33 @@ def fast_sigmoid(x, slope=25.0):
     return _fast_sigmoid(x, slope)
 
 
-def arctan(x, alpha=2.0):
+def arctan(x: ArrayLike, alpha: ArrayLike = 2.0) -> jax.Array:
     r"""Heaviside forward; backward :math:`(\alpha/2)/(1 + (\pi\alpha x/2)^2)`, the derivative of
     :math:`\arctan(\pi\alpha x/2)/\pi + 1/2` (Fang et al. 2021, *Incorporating learnable membrane time
     constant ...*; SpikingJelly's ``ATan``, ``alpha = 2``)."""
     return _arctan(x, alpha)
 
 
-def sigmoid(x, slope=25.0):
+def sigmoid(x: ArrayLike, slope: ArrayLike = 25.0) -> jax.Array:
     r"""Heaviside forward; backward :math:`k\,\mathrm{sig}(kx)(1-\mathrm{sig}(kx))`, the derivative of the
     logistic :math:`\mathrm{sig}(kx)` (Zenke & Vogels 2021, *The remarkable robustness of surrogate
     gradient learning*)."""
     return _sigmoid(x, slope)
 
 
-def triangle(x, width=1.0):
+def triangle(x: ArrayLike, width: ArrayLike = 1.0) -> jax.Array:
     r"""Heaviside forward; backward :math:`\max(0, 1 - |x|/w)/w` (unit area, support ``|x| < w``;
     Esser et al. 2016; Bellec et al. 2018 use ``w = threshold`` with a dampening factor)."""
     return _triangle(x, width)
 
 
-def rectangular(x, width=1.0):
+def rectangular(x: ArrayLike, width: ArrayLike = 1.0) -> jax.Array:
     r"""Heaviside forward; backward :math:`\mathbb{1}[|x| < w/2]/w`, the boxcar of unit area (Wu et al.
     2018, *Spatio-temporal backpropagation for training high-performance SNNs*)."""
     return _rectangular(x, width)
 
 
-def straight_through(x, scale=1.0):
+def straight_through(x: ArrayLike, scale: ArrayLike = 1.0) -> jax.Array:
     r"""Heaviside forward; backward the constant ``scale`` (the straight-through estimator, Bengio,
     Léonard & Courville 2013)."""
     return _straight_through(x, scale)
@@ -169,7 +172,8 @@ DEFAULT = "fast_sigmoid"
 """The surrogate used when none is given: ``fast_sigmoid`` with slope 25."""
 
 
-def resolve(surrogate=None, **params):
+def resolve(surrogate: Optional[Union[str, Callable[..., jax.Array]]] = None,
+            **params: ArrayLike) -> Callable[..., jax.Array]:
     """Turn a surrogate specification into a function ``x -> spikes``.
 
     Args:

@@ -26,13 +26,13 @@ if mode == "multi":
     _t.initialize_distributed(sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
 
 import numpy as np  # noqa: E402
+from tasks import tiny_data, tiny_task  # noqa: E402
 
 from jaxsnn import train  # noqa: E402
-from tasks import tiny_data, tiny_task  # noqa: E402
 
 (xtr, ytr), (xte, yte) = tiny_data()
 configs = train.grid(seed=[0, 1], lr=[0.01, 0.003], tau=[0.5])
-kw = dict(epochs=2, batch_size=20, eval_data=(xte, yte), progress=False)
+kw = dict(epochs=2, batch_size=20, eval_data=(xte, yte), eval_name="test", progress=False)
 task = tiny_task()
 mesh = train.make_mesh("d")
 assert mesh.size == 4, mesh

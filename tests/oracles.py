@@ -5,8 +5,8 @@ arithmetic (``fractions.Fraction``), interval by interval between knots, instead
 signed events and accumulating prefix sums as :mod:`jaxsnn.srm` does.
 """
 
-from fractions import Fraction
 import math
+from fractions import Fraction
 
 import numpy as np
 

@@ -23,14 +23,14 @@ def tiny_task(hidden=8, dropout=0.0):
 
     def loss(params, batch, key, hp):
         x, y = batch
-        t = model.apply(params, x, train=True, rngs={"dropout": key})
-        ce = losses.ttfs_cross_entropy(t, y, tau=hp["tau"], t_cap=8.0)
+        t, _ = model.apply(params, x, train=True, rngs={"dropout": key})
+        ce = losses.ttfs_cross_entropy(t, y, temperature=hp["tau"], t_cap=8.0)
         reg = sum(losses.weight_sum_hinge(p["kernel"]) for p in params["params"].values())
         return ce + reg, dict(acc=jnp.mean(coding.first_spike_class(t) == y))
 
     def evaluate(params, batch, hp):
         x, y = batch
-        t = model.apply(params, x)
+        t, _ = model.apply(params, x)
         return dict(acc=jnp.mean(coding.first_spike_class(t) == y), silent=jnp.mean(~jnp.isfinite(t)))
 
     return train.Task(init, loss, lambda hp: optax.adam(hp["lr"]), evaluate)

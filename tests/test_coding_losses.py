@@ -30,9 +30,10 @@ def test_ttfs_cross_entropy_equals_softmax_formula():
     logits = -np.asarray(t) / tau
     p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     want = -np.mean(np.log(p[[0, 1], [0, 2]]))
-    np.testing.assert_allclose(losses.ttfs_cross_entropy(t, y, tau=tau), want, rtol=1e-6)
+    np.testing.assert_allclose(losses.ttfs_cross_entropy(t, y, temperature=tau), want, rtol=1e-6)
     reg = 0.1 * np.mean(np.exp(np.asarray(t)[[0, 1], [0, 2]] / 2.0) - 1)
-    np.testing.assert_allclose(losses.ttfs_cross_entropy(t, y, tau=tau, alpha=0.1, tau_reg=2.0), want + reg, rtol=1e-6)
+    np.testing.assert_allclose(losses.ttfs_cross_entropy(t, y, temperature=tau, alpha=0.1, tau_reg=2.0), want + reg,
+                               rtol=1e-6)
 
 
 def test_ttfs_cross_entropy_is_finite_with_silent_neurons():
@@ -67,9 +68,9 @@ def test_ttfs_cross_entropy_takes_traced_hyperparameters():
     """tau, t_cap and alpha can be traced (vmapped sweeps) and give the concrete-value results."""
     t = jnp.array([[0.5, 1.0, 2.0], [0.3, jnp.inf, 0.9]])
     y = jnp.array([1, 0])
-    f = jax.jit(lambda tau, cap, a: losses.ttfs_cross_entropy(t, y, tau=tau, t_cap=cap, alpha=a))
+    f = jax.jit(lambda tau, cap, a: losses.ttfs_cross_entropy(t, y, temperature=tau, t_cap=cap, alpha=a))
     for a in (0.0, 0.1):
-        np.testing.assert_allclose(f(0.2, 8.0, a), losses.ttfs_cross_entropy(t, y, tau=0.2, t_cap=8.0, alpha=a),
+        np.testing.assert_allclose(f(0.2, 8.0, a), losses.ttfs_cross_entropy(t, y, temperature=0.2, t_cap=8.0, alpha=a),
                                    rtol=1e-12)
 
 
@@ -131,7 +132,7 @@ def test_silent_label_drive_rejects_mismatched_shapes():
 def test_ttfs_cross_entropy_can_drop_the_gradient_of_samples_with_a_silent_label():
     t = jnp.array([[0.2, 0.1, 0.3], [jnp.inf, 0.1, 0.2], [0.1, jnp.inf, 0.4]])
     y = jnp.array([0, 0, 1])  # the label neuron is silent in samples 1 and 2
-    kw = dict(tau=0.1, t_silent=1.0)
+    kw = dict(temperature=0.1, t_silent=1.0)
     full = losses.ttfs_cross_entropy(t, y, **kw)
     dropped = losses.ttfs_cross_entropy(t, y, drop_silent_label=True, **kw)
     assert dropped == full  # the value is unchanged

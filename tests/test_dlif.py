@@ -192,8 +192,8 @@ def test_jit_vmap_over_hyperparameters():
 
     def run(b, th, k):
         s, v = dlif.simulate(x, w, beta=b, threshold=th, surrogate=functools.partial(surrogate.fast_sigmoid, slope=k))
-        return s, jax.grad(lambda w: dlif.simulate(x, w, beta=b, threshold=th,
-                                                   surrogate=functools.partial(surrogate.fast_sigmoid, slope=k))[0].sum())(w)
+        fn = functools.partial(surrogate.fast_sigmoid, slope=k)
+        return s, jax.grad(lambda w: dlif.simulate(x, w, beta=b, threshold=th, surrogate=fn)[0].sum())(w)
 
     s_v, g_v = jax.jit(jax.vmap(run))(betas, thetas, slopes)
     for i in range(3):
@@ -359,3 +359,27 @@ def test_skip_silent_inputs_matches_numpy_loop(n_active, chunk):
     if n_active < n_in:  # silent columns get exactly zero weight gradient
         silent = np.setdiff1d(np.arange(n_in), cols)
         assert np.all(np.asarray(grads[0])[silent] == 0.0)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(beta=1.5), "beta"), (dict(beta=-0.1), "beta"), (dict(beta=jnp.array([0.5, 1.2, 0.5])), "beta"),
+    (dict(threshold=0.0), "threshold"), (dict(threshold=-1.0), "threshold"),
+])
+def test_out_of_range_beta_and_threshold_raise(kw, match):
+    args = dict(beta=0.9, threshold=1.0) | kw
+    with pytest.raises(ValueError, match=match):
+        dlif.simulate(jnp.ones((3, 2, 4)), jnp.ones((4, 3)), **args)
+    with pytest.raises(ValueError, match=match):
+        dlif.step(dlif.DLIFState(jnp.zeros(3), jnp.zeros(3)), jnp.ones(3), **args)
+
+
+def test_beta_from_tau_is_the_exact_decay_of_one_step():
+    # oracle: dv/dt = -v / tau integrated over one step dt by 100000 Euler sub-steps
+    tau, dt, n = 7.0, 0.5, 100000
+    euler = (1.0 - dt / n / tau) ** n
+    assert float(dlif.beta_from_tau(tau, dt)) == pytest.approx(euler, rel=1e-5)
+    np.testing.assert_allclose(dlif.beta_from_tau(jnp.array([1.0, 2.0]), 1.0), np.exp([-1.0, -0.5]), rtol=1e-6)
+    with pytest.raises(ValueError, match="tau_mem"):
+        dlif.beta_from_tau(0.0, 1.0)
+    with pytest.raises(ValueError, match="dt"):
+        dlif.beta_from_tau(1.0, -1.0)

@@ -1,5 +1,12 @@
-"""The experiment scripts run end to end (tiny settings) and write their results."""
+"""The experiment scripts run end to end (tiny settings) and write their results.
 
+The scripts are the modules of the package ``experiments`` (``python -m experiments.<name>`` from
+the repository root); the tests import them from there or run them so. No test writes into the
+repository's ``results/`` or ``runs/``: every run gets ``--out`` under ``tmp_path``, or runs in
+``tmp_path`` as its working directory when the default output folder is tested.
+"""
+
+import importlib
 import json
 import pathlib
 import sys
@@ -8,17 +15,17 @@ import pytest
 
 from jaxsnn import energy
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiments"))
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_yinyang_script_runs_one_seed_and_several_seeds_as_a_sweep(tmp_path):
-    import yinyang
+    from experiments import yinyang
 
     args = ["--epochs", "2", "--hidden", "16", "--quiet"]
     one = yinyang.main(args + ["--out", str(tmp_path / "one")])
     saved = json.loads((tmp_path / "one" / "result.json").read_text())
     assert saved["summary"]["test_acc"] == one["summary"]["test_acc"]
-    assert len(saved["runs"][0]["history"]) == 2 and saved["command"].startswith("python experiments/yinyang.py")
+    assert len(saved["runs"][0]["history"]) == 2 and saved["command"].startswith("python -m experiments.yinyang ")
     for f in ("accuracy.png", "decision_map.png", "results.csv", "metrics.jsonl", "checkpoint.msgpack"):
         assert (tmp_path / "one" / f).exists(), f
     two = yinyang.main(args + ["--seeds", "0", "1", "--out", str(tmp_path / "two")])
@@ -29,9 +36,10 @@ def test_yinyang_script_runs_one_seed_and_several_seeds_as_a_sweep(tmp_path):
 
 
 def test_mnist_script_runs_resumes_and_writes_results(tmp_path, shared_data):
-    import mnist_srm
+    from experiments import mnist_srm
 
-    args = ["--data-dir", str(shared_data), "--limit", "256", "--test-limit", "500", "--hidden", "32", "--batch-size", "64",
+    args = ["--data-dir", str(shared_data), "--limit", "256", "--test-limit", "500", "--hidden", "32",
+            "--batch-size", "64",
             "--out", str(tmp_path), "--quiet"]
     mnist_srm.main(args + ["--epochs", "1"])
     first = (tmp_path / "metrics.jsonl").read_text().splitlines()
@@ -47,18 +55,22 @@ def test_mnist_script_runs_resumes_and_writes_results(tmp_path, shared_data):
     assert e["spikes_per_synapse"] == pytest.approx(events / (785 * 32 + 33 * 10)) and e["snn_nj"] > 0
 
 
-SCRIPTS = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parents[1] / "experiments").glob("*.py")
-                 if p.stem not in ("common", "snapshot"))  # snapshot: a tool, not an experiment
+# snapshot: a tool, not an experiment; common, presets: shared code and settings
+SCRIPTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py")
+                 if p.stem not in ("__init__", "common", "presets", "snapshot"))
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_experiment_documents_the_common_flags(script, capsys):
-    module = __import__(script)
+    module = importlib.import_module(f"experiments.{script}")
     with pytest.raises(SystemExit):
         module.main(["--help"])
     out = capsys.readouterr().out
-    for flag in ("--dataset", "--model", "--epochs", "--seeds", "--out", "--data-dir", "--quiet", "--devices"):
+    for flag in ("--dataset", "--model", "--epochs", "--seeds", "--out", "--data-dir", "--quiet", "--devices",
+                 "--fresh"):
         assert flag in out, (script, flag)
+    assert f"usage: python -m experiments.{script} " in out
+    assert "runs/" in out  # the default output folder
 
 
 def _write_idx(path, array):
@@ -88,7 +100,7 @@ def _synthetic_emnist(root, n_train=60, n_test=20):
 
 @pytest.mark.parametrize("model", ["multi", "single"])
 def test_lif_script_runs_on_synthetic_emnist_balanced(tmp_path, model):
-    import mnist_lif
+    from experiments import mnist_lif
 
     _synthetic_emnist(tmp_path)
     out = tmp_path / "out"
@@ -104,8 +116,7 @@ def test_lif_script_runs_on_synthetic_emnist_balanced(tmp_path, model):
 
 
 def test_lif_script_reports_the_epoch_chosen_on_validation_data(tmp_path):
-    import lif_compare
-    import mnist_lif
+    from experiments import lif_compare, mnist_lif
 
     _synthetic_emnist(tmp_path, n_train=80)
     out = tmp_path / "out"
@@ -145,28 +156,28 @@ def test_lif_script_trains_data_parallel_over_two_cpu_devices_like_on_one(tmp_pa
     import subprocess
 
     _synthetic_emnist(tmp_path, n_train=80)
-    script = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "mnist_lif.py"
     env = dict(os.environ, JAX_ENABLE_X64="1")
     env.pop("XLA_FLAGS", None)
     base = ["--dataset", "emnist/balanced", "--model", "multi", "--epochs", "2", "--hidden", "12", "--max-spikes",
             "3", "3", "--batch-size", "20", "--val", "20", "--no-verify", "--quiet", "--noise-samples", "10",
             "--data-dir", str(tmp_path / "data")]
     for name, extra in (("one", []), ("two", ["--devices", "2"])):
-        proc = subprocess.run([sys.executable, str(script), *base, *extra, "--out", str(tmp_path / name)], env=env,
-                              capture_output=True, text=True, timeout=600)
+        cmd = [sys.executable, "-m", "experiments.mnist_lif", *base, *extra, "--out", str(tmp_path / name)]
+        proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = {name: json.loads((tmp_path / name / "result.json").read_text())["runs"][0]["history"] for name in ("one", "two")}
+    runs = {name: json.loads((tmp_path / name / "result.json").read_text())["runs"][0]["history"]
+            for name in ("one", "two")}
     assert runs["one"][0]["train_loss"] > 0
     for a, b in zip(runs["two"], runs["one"]):
         for k in ("train_loss", "test_spikes_hidden", "test_acc"):
             assert a[k] == pytest.approx(b[k], rel=1e-9), k
     vals = {name: (tmp_path / name / "validation.jsonl").read_text().splitlines() for name in ("one", "two")}
-    assert [json.loads(v)["val_acc"] for v in vals["two"]] == pytest.approx([json.loads(v)["val_acc"] for v in vals["one"]])
+    assert ([json.loads(v)["val_acc"] for v in vals["two"]]
+            == pytest.approx([json.loads(v)["val_acc"] for v in vals["one"]]))
 
 
 def test_snapshot_saves_a_run_into_the_repository_and_restores_it_to_resume(tmp_path):
-    import mnist_lif
-    import snapshot
+    from experiments import mnist_lif, snapshot
 
     _synthetic_emnist(tmp_path, n_train=60)
     run, dest, again = tmp_path / "run", tmp_path / "results" / "partial", tmp_path / "again"
@@ -189,11 +200,12 @@ def test_snapshot_saves_a_run_into_the_repository_and_restores_it_to_resume(tmp_
 
 
 def test_lif_script_input_augmentation_changes_training_only(tmp_path):
-    import mnist_lif
+    from experiments import mnist_lif
 
     _synthetic_emnist(tmp_path, n_train=40)
     base = ["--dataset", "emnist/balanced", "--model", "single", "--epochs", "1", "--hidden", "12",
-            "--thresholds", "0.1", "0.2", "--batch-size", "20", "--lr", "0", "--no-verify", "--quiet", "--noise-samples", "10",
+            "--thresholds", "0.1", "0.2", "--batch-size", "20", "--lr", "0", "--no-verify", "--quiet",
+            "--noise-samples", "10",
             "--data-dir", str(tmp_path / "data")]
     mnist_lif.main(base + ["--input-jitter", "0", "--input-drop", "0", "--out", str(tmp_path / "plain")])
     mnist_lif.main(base + ["--input-jitter", "0.01", "--input-drop", "0.5", "--out", str(tmp_path / "aug")])
@@ -208,8 +220,7 @@ def test_lif_script_input_augmentation_changes_training_only(tmp_path):
 
 
 def test_collapse_diagnosis_replays_the_same_steps_with_and_without_the_drive(tmp_path, shared_data):
-    import lif_collapse
-    import mnist_lif
+    from experiments import lif_collapse, mnist_lif
 
     common = ["--hidden", "12", "--limit", "100", "--quiet", "--data-dir", str(shared_data)]
     mnist_lif.main(["--model", "single", "--epochs", "1", "--batch-size", "50", "--test-limit", "50",
@@ -241,7 +252,7 @@ def test_collapse_diagnosis_replays_the_same_steps_with_and_without_the_drive(tm
 def test_dlif_script_runs_and_counts_spikes(tmp_path, shared_data, loss):
     import numpy as np
 
-    import mnist_dlif
+    from experiments import mnist_dlif
     from jaxsnn import data
 
     out = tmp_path / "out"
@@ -263,7 +274,7 @@ def test_dlif_script_runs_and_counts_spikes(tmp_path, shared_data, loss):
 
 
 def test_dlif_timestep_sweep_writes_table_and_figure(tmp_path, shared_data):
-    import dlif_timesteps
+    from experiments import dlif_timesteps
 
     result = dlif_timesteps.main(["--epochs", "1", "--num-steps", "1", "3", "--limit", "128", "--test-limit", "100",
                                   "--hidden", "16", "--quiet", "--data-dir", str(shared_data), "--out", str(tmp_path)])
@@ -275,7 +286,7 @@ def test_dlif_timestep_sweep_writes_table_and_figure(tmp_path, shared_data):
 
 
 def test_expressivity_generalization_part_runs(tmp_path, shared_data):
-    import expressivity
+    from experiments import expressivity
 
     res = expressivity.main(["--parts", "generalization", "--widths", "4", "--train-samples", "100", "--epochs", "1",
                              "--num-steps", "2", "--data-dir", str(shared_data), "--out", str(tmp_path), "--quiet"])
@@ -289,7 +300,7 @@ def test_expressivity_generalization_part_runs(tmp_path, shared_data):
 
 
 def test_dt_sweep_finetunes_every_dt_and_writes_frontier(tmp_path, shared_data):
-    import dt_sweep
+    from experiments import dt_sweep
 
     result = dt_sweep.main(["--limit", "50", "--test-limit", "50", "--pretrain-limit", "50", "--epochs", "1",
                             "--dts", "0", "0.01", "--hidden", "16", "--max-spikes", "3", "3", "--quiet",
@@ -304,22 +315,20 @@ def test_dt_sweep_finetunes_every_dt_and_writes_frontier(tmp_path, shared_data):
 
 
 def test_energy_scripts_write_tables(tmp_path, shared_data):
-    import energy_alexnet
-    import energy_report
+    from experiments import energy_alexnet, energy_report
 
     res = energy_alexnet.main(["--out", str(tmp_path / "alexnet")])
     c = res["crossover"]
     assert c["T1_opt"] < c["T1_base"] and abs(c["T2_opt"] - c["T1_opt"] / 2) < 0.05 * c["T1_opt"]
     assert (tmp_path / "alexnet" / "efficiency.png").exists()
-    root = pathlib.Path(__file__).resolve().parents[1]
-    rows = energy_report.main(["--results", str(root / "results"), "--data-dir", str(shared_data),
+    rows = energy_report.main(["--results", str(ROOT / "results"), "--data-dir", str(shared_data),
                                "--out", str(tmp_path / "report")])
     assert rows and all(r["snn_energy_nj"] > 0 and r["ann_opt_energy_nj"] > 0 for r in rows)
     assert (tmp_path / "report" / "README.md").exists()
 
 
 def test_family_comparison_trains_every_family_on_one_budget(tmp_path, shared_data):
-    import family_comparison
+    from experiments import family_comparison
 
     args = ["--data-dir", str(shared_data), "--epochs", "2", "--limit", "256", "--test-limit", "200", "--hidden", "16",
             "--families", "srm", "lif_single", "dlif_T4", "ann", "--quiet", "--out", str(tmp_path)]
@@ -348,7 +357,7 @@ def test_family_comparison_trains_every_family_on_one_budget(tmp_path, shared_da
 
 
 def test_energy_estimate_of_an_experiment_by_hand():
-    from common import energy_estimate
+    from experiments.common import energy_estimate
 
     c = energy.EnergyCosts()
     # 3-2-1 dense, 2 input spikes, 1 hidden spike, 1 output spike, event-driven
@@ -360,3 +369,166 @@ def test_energy_estimate_of_an_experiment_by_hand():
     # the SRM bias: one more input per layer, sending one spike
     eb = energy_estimate((3, 2, 1), [2.0, 1.0], 1.0, bias=True)
     assert eb["spikes_per_synapse"] == pytest.approx((3 * 2 + 2 * 1) / (4 * 2 + 3 * 1))
+
+
+# ----------------------------------------------------------------------------------------------
+# The package layout, the command line, the output folder, Ctrl-C
+# ----------------------------------------------------------------------------------------------
+
+
+def test_scripts_are_modules_of_the_experiments_package_without_path_hacks():
+    import subprocess
+
+    for path in (ROOT / "experiments").glob("*.py"):
+        assert "sys.path" not in path.read_text(), path.name
+    proc = subprocess.run([sys.executable, "-m", "experiments.yinyang", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("usage: python -m experiments.yinyang ") and "runs/yinyang" in proc.stdout
+
+
+BAD_FLAGS = [
+    ("yinyang", ["--epochs", "0"], "--epochs"),
+    ("yinyang", ["--batch-size", "0"], "--batch-size"),
+    ("yinyang", ["--hidden", "0"], "--hidden"),
+    ("yinyang", ["--lr", "-0.1"], "--lr"),
+    ("yinyang", ["--devices", "0"], "--devices"),
+    ("mnist_srm", ["--dropout", "1"], "--dropout"),
+    ("mnist_srm", ["--clip", "0"], "--clip"),
+    ("mnist_srm", ["--test-limit", "0"], "--test-limit"),
+    ("mnist_lif", ["--hidden", "800", "-5"], "--hidden"),
+    ("mnist_lif", ["--lr", "nan"], "--lr"),
+    ("mnist_lif", ["--epochs", "two"], "--epochs"),
+    ("mnist_lif", ["--batch-size", "0"], "--batch-size"),
+    ("mnist_dlif", ["--batch-size", "-1"], "--batch-size"),
+    ("mnist_dlif", ["--test-limit", "0"], "--test-limit"),
+    ("dt_sweep", ["--test-limit", "0"], "--test-limit"),
+    ("dt_sweep", ["--hidden", "16", "16"], "--hidden"),  # the multi-spike preset has one hidden layer
+    ("family_comparison", ["--hidden", "0"], "--hidden"),
+    ("dlif_timesteps", ["--epochs", "0"], "--epochs"),
+    ("expressivity", ["--widths", "0"], "--widths"),
+]
+
+
+@pytest.mark.parametrize("script, args, flag", BAD_FLAGS, ids=[f"{s}{' '.join(a)}" for s, a, _ in BAD_FLAGS])
+def test_a_bad_flag_ends_the_parse_with_exit_code_2_naming_the_flag(script, args, flag, tmp_path, monkeypatch,
+                                                                     capsys):
+    monkeypatch.chdir(tmp_path)  # nothing runs; if it did, it would write here
+    module = importlib.import_module(f"experiments.{script}")
+    with pytest.raises(SystemExit) as stop:
+        module.main(args)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"usage: python -m experiments.{script} " in err and f"error: argument {flag}" in err \
+        or (script == "dt_sweep" and f"error: {flag}" in err), err
+    assert not any(tmp_path.iterdir())
+
+
+def test_argument_types():
+    from experiments import common
+
+    assert common.positive_float_or_none("none") is None and common.positive_float_or_none("0.5") == 0.5
+    assert common.dropout_rate("0") == 0.0 and common.non_negative_float("0") == 0.0
+    for parse, text in ((common.positive_int, "1.5"), (common.dropout_rate, "-0.1"), (common.positive_float, "inf"),
+                        (common.probability, "1.5"), (common.non_negative_int, "-1")):
+        with pytest.raises(Exception, match="expected"):
+            parse(text)
+
+
+def test_default_output_is_runs_in_the_working_directory_and_fresh_starts_over(tmp_path, monkeypatch):
+    from experiments import yinyang
+
+    monkeypatch.chdir(tmp_path)  # runs/ is relative to the working directory
+    args = ["--epochs", "1", "--hidden", "4", "--quiet"]
+    result = yinyang.main(args)
+    out = tmp_path / "runs" / "yinyang"
+    assert result["args"]["out"] == str(pathlib.Path("runs", "yinyang"))
+    for f in ("result.json", "results.csv", "metrics.jsonl", "checkpoint.msgpack", "accuracy.png"):
+        assert (out / f).exists(), f
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]  # nothing else, no results/
+    # a rerun resumes from the checkpoint: a damaged one stops it ...
+    (out / "checkpoint.msgpack").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt"):
+        yinyang.main(args)
+    # ... and --fresh deletes it and starts over
+    again = yinyang.main(args + ["--fresh"])
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+    assert again["summary"]["test_acc"]["mean"] == pytest.approx(result["summary"]["test_acc"]["mean"], abs=1e-6)
+
+
+def test_fresh_deletes_only_the_resumable_state(tmp_path):
+    from experiments.common import start_fresh
+
+    out = tmp_path / "out"
+    files = ["checkpoint.msgpack", "metrics.jsonl", "validation.jsonl", "best_params.msgpack", "steps_drive0.jsonl",
+             "T4/checkpoint.msgpack", "T4/metrics.jsonl", "pretrain/sweep_checkpoint.msgpack",
+             "result.json", "README.md", "T4/result.json", "resume/checkpoint.msgpack", "a/b/checkpoint.msgpack"]
+    for f in files:
+        (out / f).parent.mkdir(parents=True, exist_ok=True)
+        (out / f).write_text("x")
+    keep = out / "best_params.msgpack"  # e.g. --init-params inside --out
+    deleted = start_fresh(out, keep=[keep])
+    assert sorted(str(p.relative_to(out)) for p in deleted) == sorted(files[:3] + files[4:8])
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert left == sorted([files[3]] + files[8:])
+
+
+def test_ctrl_c_ends_with_one_line_and_exit_code_130(tmp_path, monkeypatch, capsys, shared_data):
+    from experiments import dlif_timesteps, yinyang
+    from jaxsnn import train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "fit", interrupted)
+    out = tmp_path / "out"
+    for extra, line in (([], f"interrupted: rerun the same command to resume from {out}"),
+                        (["--fresh"], f"interrupted: rerun the same command without --fresh to resume from {out}")):
+        with pytest.raises(SystemExit) as stop:
+            yinyang.main(["--epochs", "1", "--quiet", "--out", str(out)] + extra)
+        assert stop.value.code == 130
+        assert capsys.readouterr().err.strip().splitlines() == [line]
+    # a script that runs another's main names its own folder
+    with pytest.raises(SystemExit) as stop:
+        dlif_timesteps.main(["--epochs", "1", "--num-steps", "2", "--limit", "64", "--test-limit", "64",
+                             "--hidden", "8", "--quiet", "--data-dir", str(shared_data), "--out", str(out)])
+    assert stop.value.code == 130
+    assert capsys.readouterr().err.strip().splitlines() == [f"interrupted: rerun the same command to resume from {out}"]
+
+
+def test_ctrl_c_in_a_real_run_leaves_no_traceback_and_keeps_the_checkpoint(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "experiments.yinyang", "--epochs", "200", "--hidden", "4", "--quiet",
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "metrics.jsonl").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == f"interrupted: rerun the same command to resume from {out}"
+    done = len((out / "metrics.jsonl").read_text().splitlines())
+    assert 1 <= done < 200 and (out / "checkpoint.msgpack").exists()
+
+
+def test_lif_encoding_is_the_reference_formula_bit_for_bit():
+    import numpy as np
+
+    from experiments import mnist_lif
+
+    images = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)  # every pixel value
+    x = np.asarray(images, np.float32).reshape(1, -1) / 255.0
+    expected = np.where(x > 0, 0.1 * (1.0 - x), np.inf).astype(np.float32)  # t = 0.1 (1 - p/255), 0: no spike
+    got = mnist_lif.encode(images)
+    assert got.dtype == np.float32 and np.array_equal(got, expected)

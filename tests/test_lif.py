@@ -1,29 +1,28 @@
 """jaxsnn.lif against an ODE integration (scipy, events), the Fast & Deep closed forms, and
 finite differences in float64."""
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from oracles import fast_and_deep_first_spike, lif_spikes_ode
 from scipy.special import lambertw as scipy_lambertw
 
 from jaxsnn import lif
-from oracles import fast_and_deep_first_spike, lif_spikes_ode
+from jaxsnn._internal import argsort
+from jaxsnn.lif.events import sorted_events, source
 
 
 @pytest.fixture(params=["chunks", "walk"])
-def event_path(request, monkeypatch):
-    """Run a test on both event paths: narrow layers walk their events in chunks (here of 3
-    events forward and 2 backward, so that every case spans several chunks), wide ones one
+def event_path(request):
+    """A :class:`lif.Config` for each event path: narrow layers walk their events in chunks (here
+    of 3 events forward and 2 backward, so that every case spans several chunks), wide ones one
     event per step."""
-    wide = request.param == "walk"
-    monkeypatch.setattr(lif, "_CHUNK_MAX_NEURONS", 0 if wide else 10**9)
-    monkeypatch.setattr(lif, "_CHUNK_MAX_NEURONS_BWD", 0 if wide else 10**9)
-    monkeypatch.setattr(lif, "_CHUNK_EVENTS", 3)
-    monkeypatch.setattr(lif, "_CHUNK_EVENTS_BWD", 2)
-    return request.param
+    limit = 0 if request.param == "walk" else 10**9
+    return lif.Config(chunk_max_neurons=limit, chunk_max_neurons_bwd=limit, chunk_events=3, chunk_events_bwd=2)
 
 
 def random_case(rng, n_in=6, k_in=2, n_out=4, batch=2, mean=0.5, std=1.0, p_silent=0.2):
@@ -70,10 +69,11 @@ def test_worked_example():
 @pytest.mark.parametrize("ratio", [2, 1])
 @pytest.mark.parametrize("max_spikes", [1, 6])
 def test_matches_ode(ratio, max_spikes, event_path):
+    spike_times = functools.partial(lif.spike_times, config=event_path)
     rng = np.random.default_rng(10 * ratio + max_spikes)
     t, w = random_case(rng)  # mixed signs: excitatory and inhibitory
     kw = dict(tau_syn=0.3, ratio=ratio, theta=np.array([0.4, 0.5, 0.3, 0.45]), max_spikes=max_spikes, t_max=2.0)
-    out = np.asarray(lif.spike_times(t, w, tau_syn=0.3, threshold=kw["theta"], tau_ratio=ratio,
+    out = np.asarray(spike_times(t, w, tau_syn=0.3, threshold=kw["theta"], tau_ratio=ratio,
                                      max_spikes=max_spikes, t_max=2.0))
     assert out.shape == (2, 4, max_spikes)
     assert_matches_ode(out, t, w, **kw)
@@ -84,15 +84,16 @@ def test_matches_ode(ratio, max_spikes, event_path):
 @pytest.mark.parametrize("ratio", [2, 1])
 def test_many_spikes_between_events_and_tail(ratio, event_path):
     # strong input, long tail after the last event: several spikes per interval, up to t_max
+    spike_times = functools.partial(lif.spike_times, config=event_path)
     t = np.array([[[0.0], [0.05]]])
     w = np.array([[3.0], [-0.5]])
-    out = np.asarray(lif.spike_times(t, w, tau_syn=0.2, threshold=0.05, tau_ratio=ratio, max_spikes=40, t_max=1.0))
+    out = np.asarray(spike_times(t, w, tau_syn=0.2, threshold=0.05, tau_ratio=ratio, max_spikes=40, t_max=1.0))
     ref = ode_layer(t[0], w, tau_syn=0.2, ratio=ratio, theta=0.05, max_spikes=40, t_max=1.0)[0]
     assert len(ref) > 5 and sum(r < 0.05 for r in ref) >= 2
     got = out[0, 0][np.isfinite(out[0, 0])]
     np.testing.assert_allclose(got, ref, atol=1e-9)
     # a full buffer keeps the first spikes
-    few = np.asarray(lif.spike_times(t, w, tau_syn=0.2, threshold=0.05, tau_ratio=ratio, max_spikes=3, t_max=1.0))
+    few = np.asarray(spike_times(t, w, tau_syn=0.2, threshold=0.05, tau_ratio=ratio, max_spikes=3, t_max=1.0))
     np.testing.assert_allclose(few[0, 0], ref[:3], atol=1e-9)
 
 
@@ -120,11 +121,12 @@ def test_t_max_and_late_inputs():
 
 
 def test_chained_layers_match_ode(event_path):
+    spike_times = functools.partial(lif.spike_times, config=event_path)
     rng = np.random.default_rng(7)
     t, w1 = random_case(rng, n_in=5, k_in=1, n_out=4, batch=1, mean=2.0, std=0.5)
     w2 = rng.normal(0.6, 0.8, (4, 3))
-    h = lif.spike_times(t, w1, tau_syn=0.2, threshold=0.1, max_spikes=4, t_max=1.5)
-    o = np.asarray(lif.spike_times(h, w2, tau_syn=0.2, threshold=0.3, max_spikes=3, t_max=1.5))
+    h = spike_times(t, w1, tau_syn=0.2, threshold=0.1, max_spikes=4, t_max=1.5)
+    o = np.asarray(spike_times(h, w2, tau_syn=0.2, threshold=0.3, max_spikes=3, t_max=1.5))
     assert h.shape == (1, 4, 4) and o.shape == (1, 3, 3) and np.isfinite(h).sum() >= 4
     assert_matches_ode(o, np.asarray(h), w2, tau_syn=0.2, ratio=2, theta=0.3, max_spikes=3, t_max=1.5)
 
@@ -150,6 +152,7 @@ def central_fd(f, x, eps=1e-6):
 @pytest.mark.parametrize("ratio", [2, 1])
 @pytest.mark.parametrize("max_spikes", [1, 5])
 def test_gradients_match_finite_differences(ratio, max_spikes, event_path):
+    spike_times = functools.partial(lif.spike_times, config=event_path)
     rng = np.random.default_rng(100 + 10 * ratio + max_spikes)
     t, w = random_case(rng, n_in=5, k_in=2, n_out=3, mean=0.6)
     c = rng.normal(size=(2, 3, max_spikes))
@@ -157,10 +160,10 @@ def test_gradients_match_finite_differences(ratio, max_spikes, event_path):
 
     @jax.jit
     def loss(t, w, tau, th):
-        o = lif.spike_times(t, w, tau_syn=tau, threshold=th, tau_ratio=ratio, max_spikes=max_spikes, t_max=2.5)
+        o = spike_times(t, w, tau_syn=tau, threshold=th, tau_ratio=ratio, max_spikes=max_spikes, t_max=2.5)
         return jnp.sum(jnp.where(jnp.isfinite(o), o * c, 0.0))
 
-    n = np.isfinite(np.asarray(lif.spike_times(t, w, tau_syn=0.3, threshold=theta, tau_ratio=ratio,
+    n = np.isfinite(np.asarray(spike_times(t, w, tau_syn=0.3, threshold=theta, tau_ratio=ratio,
                                                max_spikes=max_spikes, t_max=2.5))).sum()
     assert n >= 3
     g = jax.grad(loss, argnums=(0, 1, 2, 3))(jnp.asarray(t), jnp.asarray(w), 0.3, jnp.asarray(theta))
@@ -181,10 +184,11 @@ def test_backward_walk_with_uneven_events_and_full_buffers(ratio, event_path):
     # Sample 0 runs out of events long before sample 1 (the walk goes on for sample 1 with no
     # event for sample 0). Neuron 0 fills its 2-spike buffer before the later events, so its
     # pointer reaches the empty slot after its last spike while events remain.
+    spike_times = functools.partial(lif.spike_times, config=event_path)
     t = np.array([[[0.0], [0.05], [np.inf], [np.inf]], [[0.0], [0.1], [0.3], [0.6]]])
     w = np.array([[8.0, 5.0], [2.0, 1.0], [0.5, 0.3], [-0.5, 0.6]])
     kw = dict(tau_syn=0.2, threshold=0.3, tau_ratio=ratio, max_spikes=2, t_max=2.0)
-    out = np.asarray(lif.spike_times(t, w, **kw))
+    out = np.asarray(spike_times(t, w, **kw))
     assert_matches_ode(out, t, w, tau_syn=0.2, ratio=ratio, theta=0.3, max_spikes=2, t_max=2.0)
     assert np.all(out[1, 0] < 0.3)  # full buffer before sample 1's last two events
     assert np.any(np.isfinite(out[0, 1]) & (out[0, 1] > 0.05))  # a spike after sample 0's last event
@@ -192,7 +196,7 @@ def test_backward_walk_with_uneven_events_and_full_buffers(ratio, event_path):
 
     @jax.jit
     def loss(t, w):
-        o = lif.spike_times(t, w, **kw)
+        o = spike_times(t, w, **kw)
         return jnp.sum(jnp.where(jnp.isfinite(o), o * c, 0.0))
 
     g_t, g_w = jax.grad(loss, argnums=(0, 1))(jnp.asarray(t), jnp.asarray(w))
@@ -202,7 +206,7 @@ def test_backward_walk_with_uneven_events_and_full_buffers(ratio, event_path):
 
 @pytest.mark.parametrize("ratio", [2, 1])
 @pytest.mark.parametrize("k_in", [1, 4])
-def test_chunked_event_paths_equal_the_event_walk(ratio, k_in, monkeypatch):
+def test_chunked_event_paths_equal_the_event_walk(ratio, k_in):
     # a narrow layer with many events per sample (more than a chunk, ties for k_in = 1): the
     # chunked forward and backward give the walk's spikes and gradients, for chunks of several
     # sizes (a crossing then falls at any position of a chunk, or right at its end)
@@ -213,11 +217,9 @@ def test_chunked_event_paths_equal_the_event_walk(ratio, k_in, monkeypatch):
     c = rng.normal(size=(3, 5, 6))
 
     def run(limit, fwd, bwd):
-        for name, v in (("_CHUNK_MAX_NEURONS", limit), ("_CHUNK_MAX_NEURONS_BWD", limit),
-                        ("_CHUNK_EVENTS", fwd), ("_CHUNK_EVENTS_BWD", bwd)):
-            monkeypatch.setattr(lif, name, v)
-        loss = lambda t, w: jnp.sum(jnp.where(jnp.isfinite(o := lif.spike_times(t, w, **kw)), o * c, 0.0))  # noqa: E731
-        out = jax.jit(lambda t, w: lif.spike_times(t, w, **kw))(t, w)
+        cfg = lif.Config(chunk_max_neurons=limit, chunk_max_neurons_bwd=limit, chunk_events=fwd, chunk_events_bwd=bwd)
+        loss = lambda t, w: jnp.sum(jnp.where(jnp.isfinite(o := lif.spike_times(t, w, **kw, config=cfg)), o * c, 0.0))  # noqa: E731
+        out = jax.jit(lambda t, w: lif.spike_times(t, w, **kw, config=cfg))(t, w)
         return np.asarray(out), [np.asarray(g) for g in jax.jit(jax.grad(loss, argnums=(0, 1)))(t, w)]
 
     ref, ref_g = run(0, 16, 64)
@@ -345,6 +347,12 @@ def test_bad_input_raises():
         lif.spike_times(t, w, tau_syn=0.1, threshold=1.0, max_spikes=0)
     with pytest.raises(ValueError, match="NaN"):
         lif.spike_times(jnp.full((2, 3, 1), jnp.nan), w, tau_syn=0.1, threshold=1.0)
+    with pytest.raises(ValueError, match=r"t_in: .*-inf"):
+        lif.spike_times(t.at[0, 1, 0].set(-jnp.inf), w, tau_syn=0.1, threshold=1.0)
+    with pytest.raises(ValueError, match="weights: expected finite"):
+        lif.spike_times(t, w.at[0, 0].set(jnp.nan), tau_syn=0.1, threshold=1.0)
+    with pytest.raises(ValueError, match="config"):
+        lif.spike_times(t, w, tau_syn=0.1, threshold=1.0, config={"chunk_events": 3})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,14 +480,12 @@ def test_first_spike_loops_stop_once_every_neuron_has_fired(ratio):
 def test_event_sort_ladder_equals_the_full_stable_sort(n_spikes):
     # the partial sort (top_k) of sparse inputs orders the events as the full stable argsort,
     # ties included (pixel-coded inputs share times); 700 of 784 slots takes the full sort
-    from jaxsnn.srm import _argsort
-
     rng = np.random.default_rng(n_spikes)
     t = np.full((4, 784), np.inf)
     for b in range(4):
         t[b, rng.choice(784, n_spikes - b, replace=False)] = rng.integers(0, 20, n_spikes - b) / 200.0
-    times, order = jax.jit(lif._events, static_argnums=2)(jnp.asarray(t), jnp.inf, 1)
-    ref = np.asarray(_argsort(jnp.asarray(t), axis=1))
+    times, order = jax.jit(sorted_events, static_argnums=2)(jnp.asarray(t), jnp.inf, 1)
+    ref = np.asarray(argsort(jnp.asarray(t), axis=1))
     k = np.isfinite(t).sum(1)
     for b in range(4):
         np.testing.assert_array_equal(np.asarray(order)[b, :k[b]], ref[b, :k[b]])
@@ -493,8 +499,6 @@ def test_compacted_event_sort_ladder_equals_the_full_stable_sort(n_spikes, t_max
     # 600 inputs x 8 slots (> 4096): the spikes are compacted to the next rung of 1024, 1536,
     # 2048, 3072, 4096 slots before sorting (4500 spikes: the full sort); ties included; spikes
     # after t_max (each input's last slots) do not count
-    from jaxsnn.srm import _argsort
-
     rng = np.random.default_rng(n_spikes)
     t = np.full((3, 600, 8), np.inf)
     for b in range(3):
@@ -503,14 +507,14 @@ def test_compacted_event_sort_ladder_equals_the_full_stable_sort(n_spikes, t_max
         for i in np.nonzero(cnt)[0]:
             t[b, i, :cnt[i]] = np.sort(rng.integers(0, 400, cnt[i]) / 1000.0)
     flat = t.reshape(3, -1)
-    times, order = jax.jit(lif._events, static_argnums=2)(jnp.asarray(flat), t_max, 8)
+    times, order = jax.jit(sorted_events, static_argnums=2)(jnp.asarray(flat), t_max, 8)
     kept = np.where(flat <= t_max, flat, np.inf)
-    ref = np.asarray(_argsort(jnp.asarray(kept), axis=1))
+    ref = np.asarray(argsort(jnp.asarray(kept), axis=1))
     k = np.isfinite(kept).sum(1)
     assert times.shape == order.shape == (3, flat.shape[1] + 1)
     for b in range(3):
         np.testing.assert_array_equal(np.asarray(order)[b, :k[b]], ref[b, :k[b]])
-        np.testing.assert_array_equal(np.asarray(lif._src(order, 8))[b, :k[b]], ref[b, :k[b]] // 8)
+        np.testing.assert_array_equal(np.asarray(source(order, 8))[b, :k[b]], ref[b, :k[b]] // 8)
         np.testing.assert_array_equal(np.asarray(times)[b, :k[b]], flat[b, ref[b, :k[b]]])
         assert np.all(np.isinf(np.asarray(times)[b, k[b]:]))
 
@@ -552,7 +556,7 @@ def test_equal_input_times_are_one_step(ratio):
 
 @pytest.mark.parametrize("ratio", [2, 1])
 @pytest.mark.parametrize("dt", [None, 0.01])
-def test_compacted_spike_loop_equals_the_full_loop(ratio, dt, monkeypatch):
+def test_compacted_spike_loop_equals_the_full_loop(ratio, dt):
     # 8 x 64 neurons, sparse firing: the inner spike loop runs on gathered blocks of 16 neurons
     # (one round; or one block per round, many rounds) and must give the full loop's times and
     # gradients bit for bit; without a clock also the ODE's spikes
@@ -563,10 +567,9 @@ def test_compacted_spike_loop_equals_the_full_loop(ratio, dt, monkeypatch):
     loss = lambda o: jnp.sum(jnp.where(jnp.isfinite(o), jnp.sin(3.0 * o), 0.0))
 
     def run(min_size, share):
-        monkeypatch.setattr(lif, "_FIRE_COMPACT_MIN", min_size)
-        monkeypatch.setattr(lif, "_FIRE_COMPACT_SHARE", share)
-        f = jax.jit(lambda t, w: lif.spike_times(t, w, **kw))  # traced anew: the settings are static
-        grads = jax.jit(jax.grad(lambda t, w: loss(lif.spike_times(t, w, **kw)), argnums=(0, 1)))(t, w)
+        cfg = lif.Config(fire_compact_min=min_size, fire_compact_share=share)
+        f = jax.jit(lambda t, w: lif.spike_times(t, w, **kw, config=cfg))
+        grads = jax.jit(jax.grad(lambda t, w: loss(lif.spike_times(t, w, **kw, config=cfg)), argnums=(0, 1)))(t, w)
         return np.asarray(f(t, w)), [np.asarray(g) for g in grads]
 
     full_out, full_g = run(10**9, 8)

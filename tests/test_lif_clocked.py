@@ -5,10 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from oracles import lif_clocked_fine_step, lif_clocked_surrogate
 
 from jaxsnn import lif
 from jaxsnn.discretize import quantize
-from oracles import lif_clocked_fine_step, lif_clocked_surrogate
 
 
 def case(seed, n_in=6, n_out=5, k_in=2, mean=1.5, std=1.5):

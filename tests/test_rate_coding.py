@@ -56,7 +56,7 @@ def test_rate_cross_entropy_and_its_gradient():
     y = np.array([0, 3, 4, 1])
     for scale in (1.0, 3.0):
         ref = -np.mean(_log_softmax(s.sum(0) / scale)[np.arange(4), y])
-        np.testing.assert_allclose(float(losses.rate_cross_entropy(s, y, scale=scale)), ref, rtol=1e-12)
+        np.testing.assert_allclose(float(losses.rate_cross_entropy(s, y, temperature=scale)), ref, rtol=1e-12)
     g = np.asarray(jax.grad(losses.rate_cross_entropy)(jnp.asarray(s), y))
     soft = np.exp(_log_softmax(s.sum(0)))
     expect = (soft - np.eye(5)[y]) / 4  # d/dcounts, identical at every step

@@ -7,11 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jax.test_util import check_grads
+from oracles import srm_first_spike_grid, srm_layer_exact
 
 from jaxsnn import srm
-from oracles import srm_first_spike_grid, srm_layer_exact
+from jaxsnn._internal import argsort
 
 
 def random_case(seed, B=5, n=7, m=6, p_silent_input=0.2, w_mean=0.3, delays=False):
@@ -252,6 +254,9 @@ def test_float32_default():
     (dict(kernel="exp"), "kernel"),
     (dict(delta=0.0), "delta"),
     (dict(t_in=np.array([[0.1, np.nan, 0.2]])), "t_in"),
+    (dict(t_in=np.array([[0.1, -np.inf, 0.2]])), r"t_in: .*-inf"),
+    (dict(weights=np.array([[1.0, 1.0], [np.nan, 1.0], [1.0, 1.0]])), "weights: expected finite"),
+    (dict(threshold=np.array([1.0, np.inf])), "threshold"),
 ])
 def test_bad_input_raises_value_error_naming_the_argument(kwargs, match):
     args = dict(t_in=np.zeros((2, 3)), weights=np.ones((3, 2)), threshold=1.0)
@@ -268,7 +273,7 @@ def test_fast_float32_argsort_is_the_stable_argsort(shape, axis):
     x[rng.uniform(size=shape) < 0.2] = np.inf
     x[rng.uniform(size=shape) < 0.05] = -0.0
     x = x.astype(np.float32)
-    got = np.asarray(srm._argsort(jnp.asarray(x), axis))
+    got = np.asarray(argsort(jnp.asarray(x), axis))
     np.testing.assert_array_equal(got, np.argsort(x, axis=axis, kind="stable"))
 
 

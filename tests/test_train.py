@@ -12,15 +12,15 @@ import sys
 import jax
 import numpy as np
 import pytest
+from tasks import tiny_data, tiny_task
 
 from jaxsnn import train
-from tasks import tiny_data, tiny_task
 
 HERE = pathlib.Path(__file__).resolve().parent
 (XTR, YTR), (XTE, YTE) = tiny_data()
 TASK = tiny_task()
 HP = dict(lr=0.01, tau=0.5)
-KW = dict(epochs=3, batch_size=20, eval_data=(XTE, YTE), progress=False)
+KW = dict(epochs=3, batch_size=20, eval_data=(XTE, YTE), eval_name="test", progress=False)
 
 
 def flat(params):
@@ -133,7 +133,7 @@ def test_interrupted_sweep_keeps_finished_chunks_and_resumes(tmp_path):
 
 
 def test_evaluate_weights_every_sample_once():
-    params = train.init_state(TASK, train._hparams(HP), 0).params
+    params = train.init_state(TASK, HP, 0).params
     n = 97  # not a multiple of the chunk size
     data = (XTE[:n], YTE[:n])
     chunked = train.evaluate(TASK, params, data, HP, batch_size=10)
@@ -163,7 +163,7 @@ def test_bad_settings_are_refused():
 
 
 def test_checkpoint_roundtrip_and_atomic_write(tmp_path):
-    state = train.init_state(TASK, train._hparams(HP), 0)
+    state = train.init_state(TASK, HP, 0)
     train.save_checkpoint(tmp_path / "c.msgpack", dict(state=state, epoch=3, note="x"))
     raw = train.restore_checkpoint(tmp_path / "c.msgpack")
     assert raw["epoch"] == 3 and raw["note"] == "x"
@@ -177,6 +177,49 @@ def test_checkpoint_roundtrip_and_atomic_write(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["c.msgpack"]
     train.write_csv(tmp_path / "r.csv", [dict(a=1, b=0.5), dict(a=2, b=0.25)])
     assert (tmp_path / "r.csv").read_text() == "a,b\n1,0.5\n2,0.25\n"
+
+
+def test_a_truncated_checkpoint_is_refused_with_its_path(tmp_path):
+    kw = dict(epochs=1, batch_size=20, progress=False)
+    train.fit(TASK, (XTR, YTR), HP, seed=2, out=tmp_path / "fit", **kw)
+    ckpt = tmp_path / "fit" / "checkpoint.msgpack"
+    ckpt.write_bytes(ckpt.read_bytes()[:-100])  # a copy cut short (a full disk, an interrupted transfer)
+    with pytest.raises(ValueError, match="delete it or pass a fresh output folder") as err:
+        train.fit(TASK, (XTR, YTR), HP, seed=2, out=tmp_path / "fit", **kw)
+    assert str(ckpt) in str(err.value) and "corrupt or truncated" in str(err.value)
+    with pytest.raises(ValueError, match="fresh output folder"):
+        train.restore_checkpoint(ckpt)
+    swept = tmp_path / "sweep" / "sweep_checkpoint.msgpack"
+    for damaged in (b"", b"\x01"):  # empty; readable but not a checkpoint of a run
+        swept.parent.mkdir(exist_ok=True)
+        swept.write_bytes(damaged)
+        with pytest.raises(ValueError, match="delete it or pass a fresh output folder") as err:
+            train.sweep(TASK, (XTR, YTR), dict(seed=np.arange(2), lr=np.full(2, 0.01), tau=np.full(2, 0.5)),
+                        out=swept.parent, **kw)
+        assert str(swept) in str(err.value)
+
+
+def test_evaluation_metrics_are_named_by_eval_name(capsys):
+    kw = dict(epochs=1, batch_size=20, eval_data=(XTE, YTE))
+    run = train.fit(TASK, (XTR, YTR), HP, seed=0, progress=True, **kw)
+    rec = run.history[0]
+    assert "eval_acc" in rec and not any(k.startswith("test_") for k in rec)
+    assert "eval acc" in capsys.readouterr().err  # the progress line follows the name
+    best = train.KeepBest("eval_acc")
+    best(run.state, rec)
+    assert best.epoch == 1 and best.value == rec["eval_acc"]
+    val = train.fit(TASK, (XTR, YTR), HP, seed=0, eval_name="val", progress=False, **kw)
+    assert val.history[0]["val_acc"] == rec["eval_acc"] and "eval_acc" not in val.history[0]
+    res = train.sweep(TASK, (XTR, YTR), train.grid(seed=[0], lr=[0.01], tau=[0.5]), eval_name="val",
+                      progress=False, **kw)
+    assert {k.split("_")[0] for k in res.history} == {"train", "val"}
+    np.testing.assert_array_equal(res.history["val_acc"][0], [rec["eval_acc"]])
+    assert "val_acc" in res.records()[0]
+    for bad in ("train", ""):
+        with pytest.raises(ValueError, match="eval_name: expected"):
+            train.fit(TASK, (XTR, YTR), HP, eval_name=bad, progress=False, **kw)
+        with pytest.raises(ValueError, match="eval_name: expected"):
+            train.sweep(TASK, (XTR, YTR), train.grid(lr=[0.01], tau=[0.5]), eval_name=bad, progress=False, **kw)
 
 
 def test_progress_prints_lines_when_not_a_terminal():
@@ -222,7 +265,8 @@ def test_two_processes_with_jax_distributed_equal_one_process(tmp_path):
     for p in procs:
         _finish(p)
     configs = train.grid(seed=[0, 1], lr=[0.01, 0.003], tau=[0.5])
-    ref = train.sweep(TASK, (XTR, YTR), configs, epochs=2, batch_size=20, eval_data=(XTE, YTE), progress=False)
+    ref = train.sweep(TASK, (XTR, YTR), configs, epochs=2, batch_size=20, eval_data=(XTE, YTE), eval_name="test",
+                      progress=False)
     ref_params = np.concatenate([np.reshape(v, (4, -1)) for v in jax.tree.leaves(ref.params)], 1)
     for i in range(2):
         m = np.load(tmp_path / f"m{i}.npz")
@@ -242,7 +286,7 @@ def test_keep_best_holds_the_best_epochs_parameters(tmp_path):
         worst_loss(state, rec)
 
     run = train.fit(TASK, (XTR, YTR), dict(HP, lr=0.05), seed=2, epochs=6, batch_size=20, eval_data=(XTE, YTE),
-                    progress=False, callback=callback)
+                    eval_name="test", progress=False, callback=callback)
     accs = [h["test_acc"] for h in run.history]
     assert best.epoch == int(np.argmax(accs)) + 1 and best.value == pytest.approx(max(accs))
     np.testing.assert_array_equal(flat(best.params), snapshots[best.epoch - 1])

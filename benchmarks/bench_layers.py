@@ -1,0 +1,178 @@
+"""Every spiking layer against the dense ReLU layer of the same shape, forward + backward, in one run.
+
+One layer ``n_in -> n_out`` (default 784 -> 400), batch 128, float32, jitted ``value_and_grad`` with
+respect to the weights and the inputs. The reference is the physical limit for that shape on the
+same device, ``relu(x @ W)`` forward and backward (three matrix products), timed in alternating
+rounds with each layer so that both see the same machine state. Rows:
+
+* ``srm``: :func:`jaxsnn.srm.first_spike_times`, ramp response, no cutoff;
+* ``srm+delays``: the same with per-synapse delays (uniform in ``[0, 0.02]``);
+* ``lif single``: :func:`jaxsnn.lif.spike_times` with ``max_spikes = 1`` (Fast & Deep);
+* ``lif multi K``: ``max_spikes = K`` for K in ``--ks`` (Bacho & Chu; threshold lowered so the
+  neurons fire several times);
+* ``dlif T``: :func:`jaxsnn.dlif.simulate` over ``T`` steps of Bernoulli spikes (rate coded), against
+  the dense layer applied to the same ``T x batch`` rows (``dense_rows``) as well as to one batch;
+* with spyx installed (a GPU machine with ``pip install spyx``), spyx's LIF step on the same
+  DLIF workload.
+
+Input: each input neuron spikes once with probability ``--density`` (default 0.9) at a time uniform
+in the 0.1 window (``MNIST-like`` in the sense of one spike per active input), the rest ``inf``.
+Results go to ``--out`` (default ``runs/bench_layers.json``, never into ``results/`` unless asked).
+
+    python -m benchmarks.bench_layers                    # CPU: all rows, about 5 minutes on 2 cores
+    python -m benchmarks.bench_layers --quick            # fewer repeats, for a lent GPU or a smoke test
+
+On a GPU the same command measures the GPU (``jax.default_backend()`` is recorded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.timing import interleaved_timings
+from jaxsnn import dlif, lif, srm
+
+
+def _dense(x_rows):
+    def loss(w, x):
+        return jnp.sum(jax.nn.relu(x @ w))
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), x_rows
+
+
+def _finite_sum(t):
+    return jnp.sum(jnp.where(jnp.isfinite(t), t, 0.0))
+
+
+def _layer_cases(args, key):
+    B, n_in, n_out = args.batch, args.n_in, args.n_out
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    u = jax.random.uniform(k1, (B, n_in), maxval=0.1)
+    t_in = jnp.where(jax.random.uniform(k2, (B, n_in)) < args.density, u, jnp.inf).astype(jnp.float32)
+    x_dense = jnp.where(jnp.isfinite(t_in), 0.1 - t_in, 0.0)  # the same activity as a dense input
+    w_srm = (2.0 / n_in + jax.random.normal(k3, (n_in, n_out)) / np.sqrt(n_in)).astype(jnp.float32)
+    w_lif = jax.random.uniform(k3, (n_in, n_out), minval=-1.0, maxval=1.0).astype(jnp.float32)
+    delays = jax.random.uniform(k4, (n_in, n_out), maxval=0.02).astype(jnp.float32)
+
+    def srm_case(**kw):
+        def loss(w, x):
+            return _finite_sum(srm.first_spike_times(x, w, 1.0, **kw))
+
+        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (w_srm, t_in)
+
+    def lif_case(K, threshold):
+        def loss(w, x):
+            return _finite_sum(lif.spike_times(x, w, tau_syn=0.13, threshold=threshold, max_spikes=K, t_max=0.2))
+
+        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (w_lif, t_in[..., None])
+
+    cases = [("srm", srm_case()), ("srm+delays", srm_case(delays=delays)), ("lif single", lif_case(1, 0.7))]
+    cases += [(f"lif multi K={k}", lif_case(k, 0.2)) for k in args.ks]
+    return cases, (w_srm, x_dense)
+
+
+def _dlif_case(args, key):
+    B, n_in, n_out, T = args.batch, args.n_in, args.n_out, args.steps
+    x = (jax.random.uniform(key, (T, B, n_in)) < 0.1).astype(jnp.float32)
+    w = (jax.random.normal(jax.random.fold_in(key, 1), (n_in, n_out)) / np.sqrt(n_in)).astype(jnp.float32)
+
+    def loss(w, x):
+        s, v = dlif.simulate(x, w, beta=0.95, threshold=1.0)
+        return jnp.sum(v) + jnp.sum(s)
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (w, x)
+
+
+def _spyx_case(args, key):
+    """spyx's LIF layer (haiku) on the DLIF workload, or None when spyx is not installed."""
+    try:
+        import haiku as hk
+        import spyx
+    except ImportError:
+        return None
+    B, n_in, n_out, T = args.batch, args.n_in, args.n_out, args.steps
+    x = (jax.random.uniform(key, (B, T, n_in)) < 0.1).astype(jnp.float32)
+
+    def net(x):
+        core = hk.DeepRNN([hk.Linear(n_out, with_bias=False), spyx.nn.LIF((n_out,))])
+        out, _ = hk.dynamic_unroll(core, x, core.initial_state(x.shape[0]), time_major=False)
+        return out
+
+    model = hk.without_apply_rng(hk.transform(net))
+    params = model.init(key, x)
+
+    def loss(p, x):
+        return jnp.sum(model.apply(p, x))
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (params, x)
+
+
+def _row(name, f, f_args, g, g_args, repeat):
+    tf, tg = interleaved_timings(f, f_args, repeat, g, g_args, 5 * repeat)
+    t_f, t_g = float(np.median(tf)), float(np.median(tg))
+    print(f"{name:24s} {1e3 * t_f:10.2f} ms   dense {1e3 * t_g:8.3f} ms   ratio {t_f / t_g:8.1f}x", flush=True)
+    return dict(case=name, layer_ms=1e3 * t_f, dense_ms=1e3 * t_g, ratio=t_f / t_g,
+                layer_min_ms=1e3 * float(np.min(tf)), dense_min_ms=1e3 * float(np.min(tg)))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--n-in", type=int, default=784)
+    p.add_argument("--n-out", type=int, default=400)
+    p.add_argument("--density", type=float, default=0.9, help="fraction of inputs that spike (once)")
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 4, 8], help="max_spikes of the multi-spike rows")
+    p.add_argument("--steps", type=int, default=25, help="time steps of the DLIF row")
+    p.add_argument("--repeat", type=int, default=10, help="timed calls per layer (the dense reference: 5x)")
+    p.add_argument("--slow-repeat", type=int, default=2, help="timed calls of layers slower than a second")
+    p.add_argument("--quick", action="store_true", help="3 timed calls per layer")
+    p.add_argument("--only", nargs="+", default=None, help="run only the rows whose name starts with these")
+    p.add_argument("--out", default="runs/bench_layers.json")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.repeat, args.slow_repeat = 3, 1
+    key = jax.random.PRNGKey(0)
+    cases, (w_d, x_d) = _layer_cases(args, key)
+    dense, dense_args = _dense(x_d)[0], (w_d, x_d)
+    rows = []
+    t0 = time.time()
+    print(f"backend {jax.default_backend()}, devices {jax.devices()}", flush=True)
+    for name, (f, f_args) in cases:
+        if args.only and not any(name.startswith(o) for o in args.only):
+            continue
+        t_start = time.perf_counter()
+        jax.block_until_ready(f(*f_args))  # compile and a first call: is the layer slow?
+        slow = time.perf_counter() - t_start > 5.0
+        rows.append(_row(name, f, f_args, dense, dense_args, args.slow_repeat if slow else args.repeat))
+    if not args.only or any("dlif".startswith(o) or o.startswith("dlif") for o in args.only):
+        k = jax.random.fold_in(key, 7)
+        f, (w, x) = _dlif_case(args, k)
+        x_rows = x.reshape(-1, args.n_in)
+        dense_rows = _dense(x_rows)[0]
+        rows.append(_row(f"dlif T={args.steps}", f, (w, x), dense, dense_args, args.repeat))
+        rows.append(_row(f"dlif T={args.steps} vs T*B rows", f, (w, x), dense_rows, (w, x_rows), args.repeat))
+        spyx_case = _spyx_case(args, k)
+        if spyx_case is not None:
+            rows.append(_row(f"spyx LIF T={args.steps}", *spyx_case, dense_rows, (w, x_rows), args.repeat))
+    result = dict(benchmark="spiking layers forward+backward against the dense ReLU layer of the same shape",
+                  batch=args.batch, n_in=args.n_in, n_out=args.n_out, density=args.density, rows=rows,
+                  backend=jax.default_backend(), devices=[str(d) for d in jax.devices()], jax=jax.__version__,
+                  machine=platform.machine(), cpu_count=os.cpu_count(), seconds=time.time() - t0,
+                  command="python -m benchmarks.bench_layers " + " ".join(argv if argv is not None else []))
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out} ({result['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Static configuration of the LIF layer's event paths: which formulation runs, and its sizes.
+
+The event-driven algorithm has several formulations that give the same spikes and gradients (bit
+for bit where the arithmetic is the same, to rounding otherwise; the tests run each one against the
+oracles). Which one runs is chosen from the shapes; :class:`Config` holds the thresholds of that
+choice, so a caller (a benchmark, a test, a user tuning for a machine) can move them without
+touching module state. It is hashable and static under ``jit``: a different config compiles a
+different program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Thresholds that choose among the equivalent event-path formulations of :func:`spike_times`.
+
+    Attributes:
+      compact_min: inputs with more spike slots (``n_in * k_in``) than this are compacted
+        before sorting (:func:`jaxsnn.lif.events.sorted_events`).
+      topk_max: up to this many slots, the sort of a sparse input is a partial sort (``top_k``).
+      fire_compact_min: the spike loop runs on gathered blocks of neurons (those that hold a
+        crossing) when ``batch * width`` is at least this (:func:`jaxsnn.lif.forward.fire`).
+      fire_compact_share: at most ``1 / fire_compact_share`` of the blocks per round.
+      fire_blocks: candidate block sizes; the first that divides the layer width is used.
+      chunk_max_neurons: narrow layers (``batch * width`` at most this) walk their events in
+        chunks forward (multi-spike, continuous time, several spikes per input neuron).
+      chunk_max_neurons_bwd: the same limit for the backward pass.
+      chunk_events: events per chunk, forward.
+      chunk_events_bwd: events per chunk, backward.
+    """
+
+    compact_min: int = 1024
+    topk_max: int = 4096
+    fire_compact_min: int = 4096
+    fire_compact_share: int = 16
+    fire_blocks: tuple = (16, 8, 4)
+    chunk_max_neurons: int = 2048
+    chunk_max_neurons_bwd: int = 2048
+    chunk_events: int = 16
+    chunk_events_bwd: int = 64
+
+
+DEFAULT = Config()
