@@ -6,6 +6,9 @@ same device, ``relu(x @ W)`` forward and backward (three matrix products), timed
 rounds with each layer so that both see the same machine state. Rows:
 
 * ``srm``: :func:`jaxsnn.srm.first_spike_times`, ramp response, no cutoff;
+* ``srm early``: the same with threshold 0.05, so that about 3 in 4 neurons fire before their last
+  input arrives (with threshold 1 they all fire after it, where :mod:`jaxsnn.srm_ramp` needs only
+  matrix products);
 * ``srm+delays``: the same with per-synapse delays (uniform in ``[0, 0.02]``);
 * ``lif single``: :func:`jaxsnn.lif.spike_times` with ``max_spikes = 1`` (Fast & Deep);
 * ``lif multi K``: ``max_spikes = K`` for K in ``--ks`` (Bacho & Chu; threshold lowered so the
@@ -63,9 +66,9 @@ def _layer_cases(args, key):
     w_lif = jax.random.uniform(k3, (n_in, n_out), minval=-1.0, maxval=1.0).astype(jnp.float32)
     delays = jax.random.uniform(k4, (n_in, n_out), maxval=0.02).astype(jnp.float32)
 
-    def srm_case(**kw):
+    def srm_case(threshold=1.0, **kw):
         def loss(w, x):
-            return _finite_sum(srm.first_spike_times(x, w, 1.0, **kw))
+            return _finite_sum(srm.first_spike_times(x, w, threshold, **kw))
 
         return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (w_srm, t_in)
 
@@ -75,7 +78,10 @@ def _layer_cases(args, key):
 
         return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (w_lif, t_in[..., None])
 
-    cases = [("srm", srm_case()), ("srm+delays", srm_case(delays=delays)), ("lif single", lif_case(1, 0.7))]
+    # "srm": threshold 1, the neurons fire after their last input; "srm early": threshold 0.05, about
+    # 3 in 4 fire while inputs still arrive (the harder case for the fast path, see jaxsnn.srm_ramp)
+    cases = [("srm", srm_case()), ("srm early", srm_case(0.05)), ("srm+delays", srm_case(delays=delays)),
+             ("lif single", lif_case(1, 0.7))]
     cases += [(f"lif multi K={k}", lif_case(k, 0.2)) for k in args.ks]
     return cases, (w_srm, x_dense)
 
@@ -124,6 +130,10 @@ def _row(name, f, f_args, g, g_args, repeat):
                 layer_min_ms=1e3 * float(np.min(tf)), dense_min_ms=1e3 * float(np.min(tg)))
 
 
+def _selected(name, only):
+    return not only or any(name == o or name.startswith(o + " ") for o in only)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=128)
@@ -135,7 +145,8 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=10, help="timed calls per layer (the dense reference: 5x)")
     p.add_argument("--slow-repeat", type=int, default=2, help="timed calls of layers slower than a second")
     p.add_argument("--quick", action="store_true", help="3 timed calls per layer")
-    p.add_argument("--only", nargs="+", default=None, help="run only the rows whose name starts with these")
+    p.add_argument("--only", nargs="+", default=None,
+                   help="run only these rows: a whole name or its first words ('srm', 'lif multi', 'dlif')")
     p.add_argument("--out", default="runs/bench_layers.json")
     args = p.parse_args(argv)
     if args.quick:
@@ -147,13 +158,13 @@ def main(argv=None):
     t0 = time.time()
     print(f"backend {jax.default_backend()}, devices {jax.devices()}", flush=True)
     for name, (f, f_args) in cases:
-        if args.only and not any(name.startswith(o) for o in args.only):
+        if not _selected(name, args.only):
             continue
         t_start = time.perf_counter()
         jax.block_until_ready(f(*f_args))  # compile and a first call: is the layer slow?
         slow = time.perf_counter() - t_start > 5.0
         rows.append(_row(name, f, f_args, dense, dense_args, args.slow_repeat if slow else args.repeat))
-    if not args.only or any("dlif".startswith(o) or o.startswith("dlif") for o in args.only):
+    if _selected(f"dlif T={args.steps}", args.only):
         k = jax.random.fold_in(key, 7)
         f, (w, x) = _dlif_case(args, k)
         x_rows = x.reshape(-1, args.n_in)

@@ -49,12 +49,16 @@ They are implemented with :func:`jax.custom_vjp`, which avoids differentiating t
 sort. A silent neuron (``t_v = inf``) and an input that never arrives (``t_u = inf``) get
 zero gradients, never NaN.
 
-Cost. The forward pass sorts the knots of each sample (two integer sorts, see ``argsort``)
-and walks them once in a ``lax.while_loop`` that carries ``[batch, n_out]`` accumulators and
-stops after the last finite knot of the batch or when every neuron has fired, so inputs that
-never arrive cost nothing. The backward pass loops over the batch on ``[n_in, n_out]`` slabs.
-With delays the arrival order differs per output neuron and the sort is over
-``[batch, n_in, n_out]``, which is much more expensive (see ``benchmarks/bench_srm.py``).
+Cost. The ReLU response without delays (``kernel="ramp"``, ``delta=inf``, no ``delays``) runs
+:mod:`jaxsnn.srm_ramp`: two matrix products find the neurons that cannot fire before their last
+input (their spike is then a closed form, forward and backward by matrix products); only the others
+walk the sorted inputs, 8 per loop iteration, carrying three ``[batch, n_out]`` arrays. Every other
+case walks the sorted knots (arrivals and cutoffs) once in a ``lax.while_loop`` that carries
+``[batch, n_out]`` accumulators and stops after the last finite knot of the batch or when every
+neuron has fired, so inputs that never arrive cost nothing; its backward pass loops over the batch
+on ``[n_in, n_out]`` slabs. With delays the arrival order differs per output neuron and the sort is
+over ``[batch, n_in, n_out]``, which is much more expensive. Both formulations give the same spike
+times and gradients (``tests/test_srm.py``); timings in ``benchmarks/bench_layers.py``.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxsnn import srm_ramp
 from jaxsnn._internal import (
     argsort,
     check_no_nan,
@@ -236,11 +241,24 @@ def _first_crossing(a, w, theta, delta, kernel, finite_delta):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
 def _spike_times(a, w, theta, delta, kernel, finite_delta):
-    return _first_crossing(a, w, theta, delta, kernel, finite_delta)[0]
+    return _crossing(a, w, theta, delta, kernel, finite_delta)[0]
+
+
+def _fast_path(kernel, finite_delta, a):
+    return kernel == "ramp" and not finite_delta and a.shape[2] == 1
+
+
+def _crossing(a, w, theta, delta, kernel, finite_delta):
+    """The forward formulation for the case: :mod:`jaxsnn.srm_ramp` for the ReLU response without
+    delays (the common case), the general event walk otherwise. Same outputs."""
+    if _fast_path(kernel, finite_delta, a):
+        t, s = srm_ramp.first_crossing(a[:, :, 0], w, theta)
+        return t, s, jnp.zeros(t.shape, jnp.int32), jnp.zeros(t.shape, bool)
+    return _first_crossing(a, w, theta, delta, kernel, finite_delta)
 
 
 def _spike_times_fwd(a, w, theta, delta, kernel, finite_delta):
-    t, s, src, at_knot = _first_crossing(a, w, theta, delta, kernel, finite_delta)
+    t, s, src, at_knot = _crossing(a, w, theta, delta, kernel, finite_delta)
     return t, (a, w, delta, t, s, src, at_knot)
 
 
@@ -279,7 +297,11 @@ def _spike_times_bwd(kernel, finite_delta, res, g):
     on_line = fired & ~at_knot & (s > 0)
     if kernel == "ramp":
         gs = jnp.where(on_line, g / jnp.where(on_line, s, 1.0), 0.0)
-        dw, da = _line_grads(a, w, delta, t, gs, finite_delta)
+        if _fast_path(kernel, finite_delta, a):
+            dw, da = srm_ramp.line_grads(a[:, :, 0], w, t, gs)
+            da = da[:, :, None]
+        else:
+            dw, da = _line_grads(a, w, delta, t, gs, finite_delta)
         dtheta = jnp.sum(gs, axis=0)
     else:
         dw, da, dtheta = jnp.zeros_like(w), jnp.zeros_like(a), jnp.zeros(t.shape[1:], t.dtype)

@@ -313,3 +313,36 @@ def test_potential_reaches_threshold_exactly_at_the_first_spike(delta, delays):
                 jumps += at < theta[v] - 1e-9
     if math.isfinite(delta):
         assert jumps > 0  # the case exercises spikes released by an inhibitory cutoff
+
+
+@pytest.mark.parametrize("scale", [0.05, 1.0, 40.0])
+@pytest.mark.parametrize("seed", range(2))
+def test_fast_path_equals_the_event_walk(seed, scale):
+    # ReLU response without delays runs jaxsnn.srm_ramp (screen by matrix products, block search,
+    # masked solve); zero delays give the same model through the general event walk. Scales: most
+    # neurons fire while inputs arrive / mixed / all fire after the last input (the screen alone).
+    t, w, theta, _ = random_case(300 + seed, B=6, n=40, m=9, w_mean=0.1)
+    t[::2] = np.round(t[::2] * 8) / 8  # ties in every other sample
+    theta = theta * scale
+    fin = np.isfinite(t)
+    last = np.max(np.where(fin, t, -np.inf), axis=1, keepdims=True)
+    coef = np.random.default_rng(seed).normal(size=(6, 9))
+
+    def loss(t0, w, theta, delays):
+        out = srm.first_spike_times(jnp.where(fin, t0, jnp.inf), w, theta, delays=delays)
+        return jnp.sum(jnp.where(jnp.isfinite(out), out * coef, 0.0)), out
+
+    args = (np.where(fin, t, 0.0), w, theta)
+    (_, fast), g_fast = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(*args, None)
+    (_, walk), g_walk = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(*args, np.zeros(w.shape))
+    exact = srm_layer_exact(t, w, theta, None, "ramp", math.inf)
+    np.testing.assert_array_equal(np.isinf(fast), np.isinf(exact))
+    np.testing.assert_allclose(np.where(np.isfinite(fast), fast, 0), np.where(np.isfinite(exact), exact, 0), rtol=1e-9)
+    np.testing.assert_allclose(np.where(np.isfinite(fast), fast, 0), np.where(np.isfinite(walk), walk, 0), rtol=1e-9)
+    for a, b in zip(g_fast, g_walk):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+    after = np.isinf(fast) | (fast > last)
+    if scale == 40.0:
+        assert after.all() and np.isfinite(fast).sum() > 10
+    else:
+        assert (~after).sum() > 10
