@@ -286,7 +286,7 @@ def plot_history(runs, path, *, title="", keys=("train_acc", "test_acc")):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib not installed: no figure written (pip install 'jaxsnn[experiments]')")
+        print("matplotlib not installed: no figure written (pip install 'jaxsnn-exact[experiments]')")
         return
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for j, k in enumerate(keys):

@@ -164,7 +164,7 @@ def plot(rows, out, dataset):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib not installed: no figure written (pip install 'jaxsnn[experiments]')")
+        print("matplotlib not installed: no figure written (pip install 'jaxsnn-exact[experiments]')")
         return
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
     for i, r in enumerate(rows):

@@ -5,9 +5,11 @@ Functional core (pure functions of arrays; JAX only, no Flax/optax):
 exact spike times), :mod:`jaxsnn.dlif` (discretized LIF, surrogate gradients), :mod:`jaxsnn.surrogate`,
 :mod:`jaxsnn.discretize`, :mod:`jaxsnn.coding`, :mod:`jaxsnn.losses`, :mod:`jaxsnn.metrics`,
 :mod:`jaxsnn.lambertw`.
-Around it: :mod:`jaxsnn.nn` (Flax modules), :mod:`jaxsnn.train` (training, sweeps, checkpoints),
-:mod:`jaxsnn.data` (datasets), :mod:`jaxsnn.theory` (constructions, firing maps, bounds),
-:mod:`jaxsnn.energy` (energy per inference, SNN against ANN).
+Around it: :mod:`jaxsnn.nn` (Flax linen modules),
+:mod:`jaxsnn.nnx` (their Flax NNX twins),
+:mod:`jaxsnn.nir` (NIR export and import),
+:mod:`jaxsnn.train` (training, sweeps, checkpoints), :mod:`jaxsnn.data` (datasets), :mod:`jaxsnn.theory`
+(constructions, firing maps, bounds), :mod:`jaxsnn.energy` (energy per inference, SNN against ANN).
 
 Submodules are imported when first used, so ``import jaxsnn.srm`` loads neither Flax nor optax.
 
@@ -23,8 +25,8 @@ import importlib
 
 __version__ = "0.2.0"
 
-_SUBMODULES = ("coding", "data", "discretize", "dlif", "energy", "lambertw", "lif", "losses", "metrics", "nn",
-               "srm", "surrogate", "theory", "train")
+_SUBMODULES = ("coding", "data", "discretize", "dlif", "energy", "lambertw", "lif", "losses", "metrics", "nir",
+               "nn", "nnx", "srm", "surrogate", "theory", "train")
 
 # name -> (submodule, attribute): the main functions, re-exported flat
 _REEXPORTS = {

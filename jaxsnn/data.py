@@ -308,7 +308,7 @@ def prepare_tfds(name: str, raw_dir: Union[str, os.PathLike],
     handed to the builder in place of the unpacked archive.
 
     Preparing needs TensorFlow (tfds's builders decompress, read and PNG-encode the data with it):
-    ``pip install "jaxsnn[prepare]"``. Reading the prepared dataset does not.
+    ``pip install "jaxsnn-exact[prepare]"``. Reading the prepared dataset does not.
 
     Args:
       name: ``"mnist"``, ``"fashion_mnist"`` or ``"emnist/<split>"``.
@@ -348,7 +348,7 @@ def prepare_tfds(name: str, raw_dir: Union[str, os.PathLike],
     if importlib.util.find_spec("tensorflow") is None:
         raise ImportError(
             "preparing a tfds dataset needs TensorFlow (tensorflow-datasets' builders use it to read "
-            'and encode the data; reading the result does not): pip install "jaxsnn[prepare]"'
+            'and encode the data; reading the result does not): pip install "jaxsnn-exact[prepare]"'
         )
     import tensorflow_datasets as tfds
 

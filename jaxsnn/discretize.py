@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 __all__ = ["quantize", "bin_index", "bin_end", "estimator_slope", "ESTIMATORS"]
@@ -154,8 +155,8 @@ def quantize(t: ArrayLike, dt: ArrayLike, *, estimator: str = "straight_through"
     t = jnp.asarray(t)
     if not jnp.issubdtype(t.dtype, jnp.floating):
         t = t.astype(float)
-    if not isinstance(dt, jax.core.Tracer):
-        if bool(jnp.any(jnp.asarray(dt) < 0)):
+    if not isinstance(dt, jax.core.Tracer):  # numpy: under jit, a jnp comparison of a constant is traced
+        if bool(np.any(np.asarray(dt) < 0)):
             raise ValueError(f"dt must be non-negative, got {dt}")
     dt = jnp.asarray(dt, t.dtype)
     fn = _quantize_ste if estimator == "straight_through" else _quantize_sine

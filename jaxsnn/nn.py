@@ -14,10 +14,16 @@ Conventions shared by every module:
 * Every MLP returns ``(output, aux)``: the last layer's output and a dict with ``"hidden"`` (the
   list of the hidden layers' outputs) and, for :class:`DLIFMLP`, ``"membrane"`` (the last
   layer's membrane).
+
+The initializers and parametrisations (:func:`srm_weight_init`, :func:`uniform_weight_init`,
+:func:`fan_in_uniform_init`, :func:`log_threshold_init`, :func:`threshold_from_log`) and the small
+pieces of the forward passes (:func:`add_bias_spike`, :func:`drop_spikes`, :func:`chain`) are public
+functions, shared with the Flax NNX modules of :mod:`jaxsnn.nnx`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Optional, Sequence, Union
 
@@ -28,7 +34,9 @@ from jax.typing import ArrayLike
 
 from jaxsnn import discretize, dlif, lif, srm
 
-__all__ = ["SRMDense", "SRMMLP", "srm_weight_init", "LIFDense", "LIFMLP", "DLIFDense", "DLIFMLP"]
+__all__ = ["SRMDense", "SRMMLP", "LIFDense", "LIFMLP", "DLIFDense", "DLIFMLP", "srm_weight_init",
+           "uniform_weight_init", "fan_in_uniform_init", "log_threshold_init", "threshold_from_log",
+           "add_bias_spike", "drop_spikes", "chain"]
 
 
 def srm_weight_init(mean: float = 2.0, std: float = 1.0, threshold: float = 1.0) -> Callable[..., jax.Array]:
@@ -42,6 +50,10 @@ def srm_weight_init(mean: float = 2.0, std: float = 1.0, threshold: float = 1.0)
     With the ramp kernel and ``delta = inf`` a neuron fires as soon as the summed weight of its
     arrived inputs is positive, at :math:`t = \bar a + \theta / \sum w`, so a positive mean keeps
     the network active while the standard deviation gives every neuron its own selectivity.
+
+    >>> import jax
+    >>> srm_weight_init(threshold=0.5)(jax.random.key(0), (4, 3)).shape
+    (4, 3)
     """
 
     def init(key, shape, dtype=None):
@@ -53,12 +65,106 @@ def srm_weight_init(mean: float = 2.0, std: float = 1.0, threshold: float = 1.0)
     return init
 
 
+def uniform_weight_init(low: float, high: float) -> Callable[..., jax.Array]:
+    r"""Uniform initializer :math:`w_{uv} \sim \mathcal U[\mathrm{low}, \mathrm{high})` of the LIF
+    weights: ``U(0, 1)`` in the Fast & Deep reference code (single spike), ``U(-1, 1)`` for Bacho & Chu.
+
+    >>> import jax
+    >>> w = uniform_weight_init(0.0, 1.0)(jax.random.key(0), (3, 2))
+    >>> bool((w >= 0).all() and (w < 1).all())
+    True
+    """
+
+    def init(key, shape, dtype=None):
+        dtype = jnp.result_type(float) if dtype is None else dtype  # float64 when x64 is enabled
+        return jax.random.uniform(key, shape, dtype, low, high)
+
+    return init
+
+
+def fan_in_uniform_init(fan_in: int) -> Callable[..., jax.Array]:
+    r"""Initializer of DLIF weights and biases: :math:`\mathcal U(-1/\sqrt{n}, 1/\sqrt{n})` with
+    :math:`n` = ``fan_in`` (PyTorch's ``nn.Linear``, as in the snnTorch and Norse examples).
+
+    >>> import jax, jax.numpy as jnp
+    >>> w = fan_in_uniform_init(4)(jax.random.key(0), (4, 3), jnp.float32)
+    >>> bool((jnp.abs(w) <= 0.5).all())
+    True
+    """
+    bound = 1.0 / jnp.sqrt(fan_in)
+    return uniform_weight_init(-bound, bound)
+
+
+def log_threshold_init(threshold: float) -> Callable[..., jax.Array]:
+    r"""Initializer of a learned threshold's parameter ``log_threshold``: :math:`\log\theta_0` for
+    every neuron, so that :func:`threshold_from_log` starts at ``threshold`` :math:`= \theta_0`.
+
+    >>> import jax
+    >>> log_threshold_init(1.0)(jax.random.key(0), (2,))
+    Array([0., 0.], dtype=float32)
+    """
+    return nn.initializers.constant(jnp.log(threshold))
+
+
+def threshold_from_log(log_threshold: ArrayLike) -> jax.Array:
+    r"""A learned threshold from its parameter: :math:`\theta = \exp(\texttt{log\_threshold})`.
+
+    It stays positive, and a multiplicative change of :math:`\theta` is one additive step.
+
+    >>> threshold_from_log(0.0)
+    Array(1., dtype=float32, weak_type=True)
+    """
+    return jnp.exp(log_threshold)
+
+
 def _threshold(module: nn.Module, value: float, learn: bool, n: int, dtype=None):
-    """The firing threshold: ``value``, or with ``learn`` a per-neuron parameter ``log_threshold``
-    initialised to ``log(value)``."""
+    """``value``, or with ``learn`` a per-neuron parameter ``log_threshold`` initialised to ``log(value)``."""
     if not learn:
         return value
-    return jnp.exp(module.param("log_threshold", nn.initializers.constant(jnp.log(value)), (n,), dtype))
+    return threshold_from_log(module.param("log_threshold", log_threshold_init(value), (n,), dtype))
+
+
+def add_bias_spike(t_in: jax.Array, bias_time: Optional[float]) -> jax.Array:
+    """``t_in [..., n_in]`` with one more input spike at ``bias_time`` (``[..., n_in + 1]``), or
+    ``t_in`` itself when ``bias_time`` is ``None``: the "bias spike" of TTFS networks.
+
+    >>> import jax.numpy as jnp
+    >>> add_bias_spike(jnp.array([0.3, 0.5]), 0.0)
+    Array([0.3, 0.5, 0. ], dtype=float32)
+    """
+    if bias_time is None:
+        return t_in
+    bias = jnp.full(t_in.shape[:-1] + (1,), bias_time, t_in.dtype)
+    return jnp.concatenate([t_in, bias], axis=-1)
+
+
+def drop_spikes(t: jax.Array, key: jax.Array, rate: float) -> jax.Array:
+    """Spike dropout: each spike time of ``t`` set to ``inf`` (deleted) with probability ``rate``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> drop_spikes(jnp.array([0.1, 0.2]), jax.random.key(0), 1.0)
+    Array([inf, inf], dtype=float32)
+    """
+    return jnp.where(jax.random.bernoulli(key, rate, t.shape), jnp.inf, t)
+
+
+def chain(layers: Sequence[Callable[[Any], Any]], x: Any,
+          between: Optional[Callable[[Any], Any]] = None) -> tuple[Any, list]:
+    r"""Run ``layers`` in order, :math:`x_{l+1} = f_l(x_l)`, as every MLP does.
+
+    Returns ``(output, hidden)``: the last layer's output and the list of the other layers'
+    outputs, each passed through ``between`` (e.g. :func:`drop_spikes`) before the next layer.
+
+    >>> chain([lambda x: x + 1, lambda x: 2 * x], 1)
+    (4, [2])
+    """
+    hidden = []
+    for i, layer in enumerate(layers):
+        x = layer(x)
+        if i < len(layers) - 1:
+            x = x if between is None else between(x)
+            hidden.append(x)
+    return x, hidden
 
 
 class SRMDense(nn.Module):
@@ -101,9 +207,7 @@ class SRMDense(nn.Module):
     @nn.compact
     def __call__(self, t_in: jax.Array, dt: Optional[ArrayLike] = None) -> jax.Array:
         dt = self.dt if dt is None else dt
-        if self.bias_time is not None:
-            bias = jnp.full(t_in.shape[:-1] + (1,), self.bias_time, t_in.dtype)
-            t_in = jnp.concatenate([t_in, bias], axis=-1)
+        t_in = add_bias_spike(t_in, self.bias_time)
         n_in = t_in.shape[-1]
         w = self.param(
             "kernel", srm_weight_init(self.weight_mean, self.weight_std, self.threshold),
@@ -150,14 +254,10 @@ class SRMMLP(nn.Module):
         if dt is not None:
             t_in = discretize.quantize(t_in, dt, estimator=self.estimator)
             kw = dict(kw, estimator=self.estimator)
-        t, hidden = t_in, []
-        for i, f in enumerate(self.features):
-            t = SRMDense(f, name=f"layer_{i}", **kw)(t, dt)
-            if i < len(self.features) - 1:
-                if train and self.spike_dropout > 0:
-                    drop = jax.random.bernoulli(self.make_rng("dropout"), self.spike_dropout, t.shape)
-                    t = jnp.where(drop, jnp.inf, t)
-                hidden.append(t)
+        layers = [functools.partial(SRMDense(f, name=f"layer_{i}", **kw), dt=dt) for i, f in enumerate(self.features)]
+        drop = (lambda t: drop_spikes(t, self.make_rng("dropout"), self.spike_dropout)) \
+            if train and self.spike_dropout > 0 else None
+        t, hidden = chain(layers, t_in, drop)
         return t, {"hidden": hidden}
 
 
@@ -206,13 +306,7 @@ class LIFDense(nn.Module):
             raise ValueError(f"t_in: expected shape [..., n_in, k_in], got shape {jnp.shape(t_in)}")
         dt = self.dt if dt is None else dt
         n_in = t_in.shape[-2]
-        low, high = self.weight_low, self.weight_high
-
-        def init(key, shape, dtype=None):
-            dtype = jnp.result_type(float) if dtype is None else dtype
-            return jax.random.uniform(key, shape, dtype, low, high)
-
-        w = self.param("kernel", init, (n_in, self.features))
+        w = self.param("kernel", uniform_weight_init(self.weight_low, self.weight_high), (n_in, self.features))
         theta = _threshold(self, self.threshold, self.learn_threshold, self.features)
         if self.is_initializing():  # shapes only: no event loop (nor constant folding) at init
             return jnp.full(t_in.shape[:-2] + (self.features, self.max_spikes), jnp.inf, w.dtype)
@@ -260,22 +354,15 @@ class LIFMLP(nn.Module):
         if dt is not None:
             t = discretize.quantize(t, dt, estimator=self.estimator)
             kw = dict(kw, estimator=self.estimator)
-        hidden = []
-        for i, (f, th, k) in enumerate(zip(self.features, self.thresholds, self.max_spikes)):
-            t = LIFDense(f, threshold=th, max_spikes=k, name=f"layer_{i}", **kw)(t, dt)
-            if i < len(self.features) - 1:
-                hidden.append(t)
+        layers = [functools.partial(LIFDense(f, threshold=th, max_spikes=k, name=f"layer_{i}", **kw), dt=dt)
+                  for i, (f, th, k) in enumerate(zip(self.features, self.thresholds, self.max_spikes))]
+        t, hidden = chain(layers, t)
         return t, {"hidden": hidden}
 
 
 # ----------------------------------------------------------------------------------------------
 # Discretized LIF layers with surrogate gradients (jaxsnn.dlif)
 # ----------------------------------------------------------------------------------------------
-
-
-def _fan_in_uniform(key, shape, dtype, fan_in):
-    bound = 1.0 / jnp.sqrt(fan_in)
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
 class DLIFDense(nn.Module):
@@ -322,11 +409,10 @@ class DLIFDense(nn.Module):
             raise ValueError(f"inputs: expected a time-major array [T, ..., n_in], got shape {inputs.shape}")
         n_in = inputs.shape[-1]
         dtype = jnp.result_type(inputs.dtype, float)
-        w = self.param("kernel", lambda k, s, d=dtype: _fan_in_uniform(k, s, d, n_in), (n_in, self.features))
-        b = self.param("bias", lambda k, s, d=dtype: _fan_in_uniform(k, s, d, n_in), (self.features,)) \
-            if self.use_bias else None
-        v = self.param("recurrent_kernel", lambda k, s, d=dtype: _fan_in_uniform(k, s, d, self.features),
-                       (self.features, self.features)) if self.recurrent else None
+        w = self.param("kernel", fan_in_uniform_init(n_in), (n_in, self.features), dtype)
+        b = self.param("bias", fan_in_uniform_init(n_in), (self.features,), dtype) if self.use_bias else None
+        v = self.param("recurrent_kernel", fan_in_uniform_init(self.features), (self.features, self.features),
+                       dtype) if self.recurrent else None
         beta = self.beta
         if self.learn_beta:
             beta = jnp.clip(self.param("beta", nn.initializers.constant(self.beta), (self.features,), dtype), 0.0, 1.0)
@@ -359,11 +445,9 @@ class DLIFMLP(nn.Module):
         """Returns ``(spikes, aux)``: the last layer's spikes ``[T, ..., features[-1]]``, and
         ``aux["membrane"]`` (its membrane, same shape) and ``aux["hidden"]`` (the list of the hidden
         layers' spike trains)."""
-        kw = dict(self.layer_kwargs or {})
-        x, hidden = inputs, []
-        for i, f in enumerate(self.features):
-            skip = dict(skip_silent_inputs=True) if self.skip_silent_inputs and i == 0 else {}
-            x, membrane = DLIFDense(f, name=f"layer_{i}", **{**kw, **skip})(x, return_membrane=True)
-            if i < len(self.features) - 1:
-                hidden.append(x)
+        kw, last = dict(self.layer_kwargs or {}), len(self.features) - 1
+        first = dict(kw, skip_silent_inputs=True) if self.skip_silent_inputs else kw  # skipping: first layer only
+        layers = [functools.partial(DLIFDense(f, name=f"layer_{i}", **(first if i == 0 else kw)),
+                                    return_membrane=i == last) for i, f in enumerate(self.features)]
+        (x, membrane), hidden = chain(layers, inputs)
         return x, {"membrane": membrane, "hidden": hidden}

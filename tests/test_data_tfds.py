@@ -24,7 +24,7 @@ from jaxsnn import data
 
 needs_tensorflow = pytest.mark.skipif(
     importlib.util.find_spec("tensorflow") is None,
-    reason='preparing a tfds dataset needs TensorFlow: pip install "jaxsnn[prepare]"',
+    reason='preparing a tfds dataset needs TensorFlow: pip install "jaxsnn-exact[prepare]"',
 )
 
 MNIST_FILES = [f for split in ("train", "test") for f in data.DATASETS["mnist"][split]]
@@ -166,7 +166,7 @@ def test_prepare_without_tensorflow_says_how_to_install(tmp_path, shared_data):
         shared_data,
         tmp_path,
     )
-    assert "jaxsnn[prepare]" in out
+    assert "jaxsnn-exact[prepare]" in out
 
 
 def test_missing_tfds_dataset_points_to_prepare_tfds(tmp_path):
