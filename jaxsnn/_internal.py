@@ -26,6 +26,11 @@ def fail(name: str, expected: str, got) -> ValueError:
     return ValueError(f"{name}: expected {expected}, got {got}")
 
 
+def as_arrays(*xs):
+    """Python lists and tuples as arrays (``jnp.asarray``); arrays, tracers and scalars unchanged."""
+    return tuple(jnp.asarray(x) if isinstance(x, (list, tuple)) else x for x in xs)
+
+
 def check_scalar(name: str, x) -> None:
     """``x`` must be a scalar (shape ``()``)."""
     if jnp.ndim(x) != 0:
@@ -53,6 +58,12 @@ def check_no_nan(name: str, x, *, hint: str = "") -> None:
     """``x`` must not contain NaN, where known."""
     if is_concrete(x) and np.any(np.isnan(np.asarray(x, dtype=float))):
         raise fail(name, "no NaN" + hint, "NaN")
+
+
+def check_finite(name: str, x) -> None:
+    """``x`` must hold finite values only (no NaN, no inf), where known."""
+    if is_concrete(x) and not np.all(np.isfinite(np.asarray(x, dtype=float))):
+        raise fail(name, "finite values", "NaN or inf")
 
 
 def _show(v: np.ndarray) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import jax
 
-__all__ = ["varying_axes", "vary_like"]
+__all__ = ["cond", "varying_axes", "vary_like"]
 
 
 def _axes(x) -> frozenset:
@@ -45,3 +45,16 @@ def vary_like(tree, *refs):
         return pcast(x, missing, to="varying") if pcast is not None else jax.lax.pvary(x, missing)
 
     return jax.tree.map(cast, tree)
+
+
+def cond(pred, true_fun, false_fun, *operands):
+    """``jax.lax.cond`` whose two branches both return arrays varying like ``operands``.
+
+    A branch that returns constants (e.g. zeros when there is nothing to do) varies along no axis,
+    while the other one, computed from the batch, varies along the data axis; ``lax.cond`` needs
+    both to match.
+    """
+    def like(fun):
+        return lambda *ops: vary_like(fun(*ops), *ops)
+
+    return jax.lax.cond(pred, like(true_fun), like(false_fun), *operands)

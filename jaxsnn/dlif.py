@@ -42,7 +42,7 @@ from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 from jax.typing import ArrayLike
 
 from jaxsnn import surrogate as _surrogate
-from jaxsnn._internal import check_positive, fail, is_concrete
+from jaxsnn._internal import check_finite, check_positive, fail, is_concrete
 from jaxsnn._vma import vary_like
 
 __all__ = ["DLIFState", "step", "simulate", "integrate", "beta_from_tau", "compact_sizes", "RESETS"]
@@ -231,6 +231,9 @@ def simulate(inputs: ArrayLike, weights: ArrayLike, *, beta: ArrayLike, threshol
     n_in, n_out = weights.shape
     if inputs.shape[-1] != n_in:
         raise ValueError(f"inputs: last axis {inputs.shape[-1]} does not match weights [n_in={n_in}, n_out]")
+    if inputs.shape[0] == 0:
+        raise fail("inputs", "at least one time step, [T >= 1, ..., n_in]", f"shape {inputs.shape}")
+    check_finite("weights", weights)
     if bias is not None:
         _check_per_neuron("bias", bias, n_out)
     dtype = jnp.result_type(inputs.dtype, weights.dtype, float)

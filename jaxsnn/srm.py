@@ -57,8 +57,10 @@ case walks the sorted knots (arrivals and cutoffs) once in a ``lax.while_loop`` 
 ``[batch, n_out]`` accumulators and stops after the last finite knot of the batch or when every
 neuron has fired, so inputs that never arrive cost nothing; its backward pass loops over the batch
 on ``[n_in, n_out]`` slabs. With delays the arrival order differs per output neuron and the sort is
-over ``[batch, n_in, n_out]``, which is much more expensive. Both formulations give the same spike
-times and gradients (``tests/test_srm.py``); timings in ``benchmarks/bench_layers.py``.
+over ``[batch, n_in, n_out]``, which is much more expensive; for the ReLU response, two matrix
+products first check whether any neuron could fire before its last arrival, and if none can, the
+closed form after it replaces the walk (:func:`jaxsnn.srm_ramp.after_last_arrival`). Both
+formulations give the same spike times and gradients (``tests/test_srm.py``); timings in ``benchmarks/bench_layers.py``.
 """
 
 from __future__ import annotations
@@ -72,9 +74,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxsnn import srm_ramp
+from jaxsnn import _vma, srm_ramp
 from jaxsnn._internal import (
     argsort,
+    as_arrays,
     check_no_nan,
     check_positive,
     check_scalar,
@@ -239,9 +242,15 @@ def _first_crossing(a, w, theta, delta, kernel, finite_delta):
 # ----------------------------------------------------------------------------------------------
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
-def _spike_times(a, w, theta, delta, kernel, finite_delta):
-    return _crossing(a, w, theta, delta, kernel, finite_delta)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def _spike_times(t, d, w, theta, delta, kernel, finite_delta):
+    """Arrivals ``a = t + d``: input times ``t [B, n]`` and delays ``d [n, n_out]`` (``[n, 1]`` zeros
+    without delays), kept apart so that the residuals hold no ``[B, n, n_out]`` array."""
+    return _crossing(_arrivals(t, d), w, theta, delta, kernel, finite_delta)[0]
+
+
+def _arrivals(t, d):
+    return t[:, :, None] + d[None]
 
 
 def _fast_path(kernel, finite_delta, a):
@@ -257,9 +266,9 @@ def _crossing(a, w, theta, delta, kernel, finite_delta):
     return _first_crossing(a, w, theta, delta, kernel, finite_delta)
 
 
-def _spike_times_fwd(a, w, theta, delta, kernel, finite_delta):
-    t, s, src, at_knot = _crossing(a, w, theta, delta, kernel, finite_delta)
-    return t, (a, w, delta, t, s, src, at_knot)
+def _spike_times_fwd(t_in, d, w, theta, delta, kernel, finite_delta):
+    t, s, src, at_knot = _crossing(_arrivals(t_in, d), w, theta, delta, kernel, finite_delta)
+    return t, (t_in, d, w, delta, t, s, src, at_knot)
 
 
 def _line_grads(a, w, delta, t, gs, finite_delta):
@@ -291,7 +300,12 @@ def _line_grads(a, w, delta, t, gs, finite_delta):
 
 
 def _spike_times_bwd(kernel, finite_delta, res, g):
-    a, w, delta, t, s, src, at_knot = res
+    t_in, d, w, delta, t, s, src, at_knot = res
+    da, dw, dtheta, ddelta = _grads(kernel, finite_delta, _arrivals(t_in, d), w, delta, t, s, src, at_knot, g)
+    return jnp.sum(da, axis=2), jnp.sum(da, axis=0), dw, dtheta, ddelta
+
+
+def _grads(kernel, finite_delta, a, w, delta, t, s, src, at_knot, g):
     B, n, D = a.shape
     fired = jnp.isfinite(t)
     on_line = fired & ~at_knot & (s > 0)
@@ -321,7 +335,7 @@ def _spike_times_bwd(kernel, finite_delta, res, g):
 
 _spike_times.defvjp(_spike_times_fwd, _spike_times_bwd)
 # Compiled once per (shapes, kernel, cutoff path); inlined when called under an outer jit.
-_spike_times_jit = jax.jit(_spike_times, static_argnums=(4, 5))
+_spike_times_jit = jax.jit(_spike_times, static_argnums=(5, 6))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -371,6 +385,7 @@ def first_spike_times(
     >>> srm.first_spike_times(jnp.array([0.0, 1.0]), jnp.ones((2, 2)), jnp.array([1.0, 2.0]))
     Array([1. , 1.5], dtype=float32)
     """
+    t_in, weights, threshold, delays = as_arrays(t_in, weights, threshold, delays)
     _validate(t_in, weights, threshold, delays, kernel, delta)
     dtype = jnp.result_type(t_in, weights, float)
     t_in = jnp.asarray(t_in, dtype)
@@ -381,14 +396,29 @@ def first_spike_times(
     delta_arr = jnp.asarray(delta, dtype)
 
     batch_shape = t_in.shape[:-1]
+    if t_in.size == 0:  # no sample, or no input: the potential stays 0 and no neuron fires
+        return jnp.full(batch_shape + (n_out,), jnp.inf, dtype)
     t_flat = t_in.reshape((-1, n_in))
-    if delays is None:
-        a = t_flat[:, :, None]
+    d = jnp.zeros((n_in, 1), dtype) if delays is None else jnp.asarray(delays, dtype)
+    t_flat, d, weights, theta, delta_arr = vary_like((t_flat, d, weights, theta, delta_arr))  # shard_map: jaxsnn._vma
+    if delays is not None and kernel == "ramp" and not finite_delta:
+        t = _ramp_with_delays(t_flat, weights, theta, d)
     else:
-        a = t_flat[:, :, None] + jnp.asarray(delays, dtype)[None]
-    a, weights, theta, delta_arr = vary_like((a, weights, theta, delta_arr))  # jax.shard_map: see jaxsnn._vma
-    t = _spike_times_jit(a, weights, theta, delta_arr, kernel, finite_delta)
+        t = _spike_times_jit(t_flat, d, weights, theta, delta_arr, kernel, finite_delta)
     return t.reshape(batch_shape + (n_out,))
+
+
+@jax.jit
+def _ramp_with_delays(t, w, theta, d):
+    """ReLU response with delays: when no neuron can fire before its last arrival (two matrix
+    products tell, :func:`jaxsnn.srm_ramp.cannot_fire_early`), the closed form after it
+    (:func:`jaxsnn.srm_ramp.after_last_arrival`); otherwise the event walk over the per-neuron
+    arrival order. Under ``vmap`` both branches run."""
+    def walk(t, w, theta, d):
+        return _spike_times(t, d, w, theta, jnp.asarray(jnp.inf, t.dtype), "ramp", False)
+
+    late = srm_ramp.cannot_fire_early(t, w, theta, d)
+    return _vma.cond(jnp.all(late), srm_ramp.after_last_arrival, walk, t, w, theta, d)
 
 
 def potential(t: jax.Array, t_in: jax.Array, weights: ArrayLike, *, delays: Optional[ArrayLike] = None,

@@ -1,4 +1,4 @@
-r"""The fast formulation of :mod:`jaxsnn.srm` for its most used case: the ReLU response without delays.
+r"""The fast formulations of :mod:`jaxsnn.srm` for the ReLU response (no cutoff): without and with delays.
 
 For the ramp kernel without cutoff (:math:`\varepsilon(s) = \max(s, 0)`) and without delays, the
 potential of neuron ``v`` for one sample is
@@ -34,6 +34,12 @@ sample's last arrival the indicator is "arrived", so the sums over samples and n
 products too; only the remaining neurons need the masked per-sample slabs (skipped when there are
 none).
 
+With delays (arrivals :math:`a_{uv} = t_u + d_{uv}`, a different order for every neuron) the screen
+still works with matrix products (:func:`cannot_fire_early`, bounding the last arrival by
+:math:`\max_u t_u + \max_u d_{uv}`), and :func:`after_last_arrival` is the closed form with its
+gradients; :mod:`jaxsnn.srm` takes it when no neuron of the batch can fire earlier and walks the
+per-neuron arrival order otherwise.
+
 References: Singh, Fono & Kutyniok, *Expressivity of Spiking Neural Networks*, arXiv 2308.08218
 (the model); Göltz et al., *Fast and energy-efficient neuromorphic deep learning with first-spike
 times*, Nat. Mach. Intell. 2021 (exact spike-time gradients).
@@ -47,10 +53,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxsnn import _vma
 from jaxsnn._internal import argsort
 from jaxsnn._vma import vary_like
 
-__all__ = ["first_crossing", "line_grads"]
+__all__ = ["first_crossing", "line_grads", "cannot_fire_early", "after_last_arrival"]
 
 _BLOCK = 8  # sorted knots per iteration of the search
 
@@ -144,7 +151,7 @@ def first_crossing(t: jax.Array, w: jax.Array, theta: jax.Array) -> tuple[jax.Ar
     s_all, wa_all = sums[:B, :n_out], sums[B:, :n_out]
     late = t_last * sums[:B, n_out:] - sums[B:, n_out:] < theta  # cannot fire before the last arrival
 
-    def searched(_):
+    def searched(*_):
         time, src, n_knots = _sorted_knots(t, _BLOCK)
         k_star, s, wa = _search(time, src, n_knots, w, theta, jnp.where(late, 0, -1).astype(jnp.int32))
         found = ~late & (k_star >= 0)
@@ -154,11 +161,11 @@ def first_crossing(t: jax.Array, w: jax.Array, theta: jax.Array) -> tuple[jax.Ar
         s, wa = _replay(time, src, w, k_star, s, wa)
         return found, lo, hi, s, wa
 
-    def none(_):
+    def none(*_):
         z = jnp.zeros_like(s_all)
         return jnp.zeros(late.shape, bool), z, z, z, z
 
-    found, lo, hi, s, wa = jax.lax.cond(jnp.all(late), none, searched, None)
+    found, lo, hi, s, wa = _vma.cond(jnp.all(late), none, searched, t, w)
     s = jnp.where(late, s_all, s)
     wa = jnp.where(late, wa_all, wa)
     lo = jnp.where(late, t_last, lo)
@@ -190,7 +197,7 @@ def line_grads(t_in: jax.Array, w: jax.Array, t: jax.Array, gs: jax.Array) -> tu
     da = arr * (g_all @ w.T)
     g_part = jnp.where(after, 0.0, gs)
 
-    def masked(_):
+    def masked(*_):
         def body(b, carry):
             dw, da = carry
             active = arrived[b][:, None] & (a0[b][:, None] < t0[b][None, :])
@@ -200,8 +207,84 @@ def line_grads(t_in: jax.Array, w: jax.Array, t: jax.Array, gs: jax.Array) -> tu
 
         return jax.lax.fori_loop(0, t_in.shape[0], body, vary_like((jnp.zeros_like(w), jnp.zeros_like(t_in)), t_in, w))
 
-    def skip(_):
+    def skip(*_):
         return jnp.zeros_like(w), jnp.zeros_like(t_in)
 
-    dw_p, da_p = jax.lax.cond(jnp.any(g_part != 0), masked, skip, None)
+    dw_p, da_p = _vma.cond(jnp.any(g_part != 0), masked, skip, t_in, w)
     return dw + dw_p, da + da_p
+
+
+# ----------------------------------------------------------------------------------------------
+# With delays: the screen and the closed form after the last arrival (matrix products only)
+# ----------------------------------------------------------------------------------------------
+
+
+def _delayed_sums(t, w, d):
+    """``(arrived, t0, S, sum_u w (t_u + d_u))`` over the arrived inputs, ``[B, n_out]`` sums."""
+    arrived = jnp.isfinite(t)
+    arr, t0 = arrived.astype(w.dtype), jnp.where(arrived, t, 0.0)
+    return arrived, t0, arr @ w, t0 @ w + arr @ (w * d)
+
+
+def cannot_fire_early(t: jax.Array, w: jax.Array, theta: jax.Array, d: jax.Array) -> jax.Array:
+    r"""``[B, n_out]`` booleans: the neuron provably does not reach ``theta`` before its last arrival.
+
+    With delays the arrivals are :math:`a_{uv} = t_u + d_{uv}` and the last one is at most
+    :math:`T'_v = \max_u t_u + \max_u d_{uv}`. The bound :math:`U_v(t) = \sum_u w^+_{uv} \max(t - a_{uv}, 0)`
+    is non-decreasing and at least the potential, and at :math:`T'_v` every arrived input is active, so
+    :math:`U_v(T'_v) = T'_v \sum_u w^+_{uv} - \sum_u w^+_{uv} a_{uv}` (matrix products) below
+    ``theta`` proves it.
+
+    Args:
+      t: ``[B, n_in]`` input times (``inf``: no spike); w, d: ``[n_in, n_out]``; theta: ``[n_out]``.
+    """
+    wp = jnp.maximum(w, 0.0)
+    arrived, t0, sp, wap = _delayed_sums(t, wp, d)
+    t_last = jnp.max(jnp.where(arrived, t, -jnp.inf), axis=1, keepdims=True)
+    t_last = jnp.where(jnp.isfinite(t_last), t_last, 0.0)
+    bound = (t_last + jnp.max(d, axis=0)) * sp - wap
+    return bound < theta
+
+
+@jax.custom_vjp
+def after_last_arrival(t: jax.Array, w: jax.Array, theta: jax.Array, d: jax.Array) -> jax.Array:
+    r"""First spike times of neurons that cannot fire before their last arrival (:func:`cannot_fire_early`).
+
+    Then every arrived input is active at the crossing, and
+    :math:`t_v = (\theta_v + \sum_u w_{uv}(t_u + d_{uv})) / \sum_u w_{uv}` if the slope
+    :math:`S_v = \sum_u w_{uv}` is positive, else ``inf``. The gradients (:math:`g_s = g / S`):
+    :math:`\partial/\partial\theta = \sum_b g_s`, :math:`\partial/\partial w_{uv} = \sum_b g_s (t_u + d_{uv} - t_v)`,
+    :math:`\partial/\partial d_{uv} = w_{uv} \sum_b g_s [u \text{ arrived}]`,
+    :math:`\partial/\partial t_u = \sum_v g_s w_{uv}`: matrix products, no ``[B, n_in, n_out]`` array.
+
+    Args:
+      t: ``[B, n_in]``; w, d: ``[n_in, n_out]``; theta: ``[n_out]``.
+    Returns:
+      ``[B, n_out]`` spike times. Only valid where :func:`cannot_fire_early` holds.
+    """
+    return _after_last(t, w, theta, d)[0]
+
+
+def _after_last(t, w, theta, d):
+    arrived, t0, s, wa = _delayed_sums(t, w, d)
+    pos = s > 0
+    return jnp.where(pos, (theta + wa) / jnp.where(pos, s, 1.0), jnp.inf), s
+
+
+def _after_last_fwd(t, w, theta, d):
+    t_out, s = _after_last(t, w, theta, d)
+    return t_out, (t, w, d, t_out, s)
+
+
+def _after_last_bwd(res, g):
+    t, w, d, t_out, s = res
+    fired = jnp.isfinite(t_out)
+    gs = jnp.where(fired, g / jnp.where(fired, s, 1.0), 0.0)
+    arrived = jnp.isfinite(t)
+    arr, t0 = arrived.astype(w.dtype), jnp.where(arrived, t, 0.0)
+    arr_gs = arr.T @ gs
+    dw = t0.T @ gs + d * arr_gs - arr.T @ (gs * jnp.where(fired, t_out, 0.0))
+    return arr * (gs @ w.T), dw, jnp.sum(gs, axis=0), w * arr_gs
+
+
+after_last_arrival.defvjp(_after_last_fwd, _after_last_bwd)

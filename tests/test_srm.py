@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from jax.test_util import check_grads
 from oracles import srm_first_spike_grid, srm_layer_exact
 
-from jaxsnn import srm
+from jaxsnn import srm, srm_ramp
 from jaxsnn._internal import argsort
 
 
@@ -346,3 +346,34 @@ def test_fast_path_equals_the_event_walk(seed, scale):
         assert after.all() and np.isfinite(fast).sum() > 10
     else:
         assert (~after).sum() > 10
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_delays_closed_form_after_the_last_arrival_equals_the_event_walk(seed):
+    # ReLU response with delays: when no neuron can fire before its last arrival the layer takes the
+    # closed form (matrix products, jaxsnn.srm_ramp.after_last_arrival); a cutoff far beyond every
+    # spike (delta = 1e6, the same model) forces the general event walk.
+    t, w, theta, d = random_case(400 + seed, B=5, n=12, m=7, w_mean=0.3, delays=True)
+    theta = theta * 40.0
+    fin = np.isfinite(t)
+    exact = srm_layer_exact(t, w, theta, d, "ramp", math.inf)
+    # a silent neuron of the infinite response fires at the far cutoff (an inhibitory input's end)
+    coef = np.where(np.isfinite(exact), np.random.default_rng(seed).normal(size=(5, 7)), 0.0)
+
+    def loss(t0, w, theta, d, delta):
+        out = srm.first_spike_times(jnp.where(fin, t0, jnp.inf), w, theta, delays=d, delta=delta)
+        return jnp.sum(jnp.where(jnp.isfinite(out), out * coef, 0.0)), out
+
+    args = (np.where(fin, t, 0.0), w, theta, d)
+    grad = jax.value_and_grad(loss, argnums=(0, 1, 2, 3), has_aux=True)
+    (_, fast), g_fast = grad(*args, math.inf)
+    (_, walk), g_walk = grad(*args, 1e6)
+    walk = np.where(np.asarray(walk) > 1e5, np.inf, walk)
+    last = np.max(np.where(fin[:, :, None], t[:, :, None] + d[None], -np.inf), axis=1)
+    assert np.isfinite(fast).sum() > 10 and np.all(np.isinf(fast) | (fast > last))
+    assert np.all(np.asarray(srm_ramp.cannot_fire_early(jnp.asarray(t), w, theta, d)))  # the closed form ran
+    np.testing.assert_array_equal(np.isinf(fast), np.isinf(exact))
+    np.testing.assert_allclose(np.where(np.isfinite(fast), fast, 0), np.where(np.isfinite(exact), exact, 0), rtol=1e-9)
+    np.testing.assert_allclose(np.where(np.isfinite(fast), fast, 0), np.where(np.isfinite(walk), walk, 0), rtol=1e-9)
+    for a, b in zip(g_fast, g_walk):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)

@@ -12,6 +12,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxsnn._internal import (
+    as_arrays,
     check_no_nan,
     check_non_negative,
     check_positive,
@@ -182,6 +183,7 @@ def spike_times(t_in: ArrayLike, weights: ArrayLike, *, tau_syn: ArrayLike, thre
     >>> round(float(t_out[0, 0]), 4)
     0.4748
     """
+    t_in, weights, threshold = as_arrays(t_in, weights, threshold)
     _validate(t_in, weights, tau_syn, threshold, tau_ratio, max_spikes, t_max)
     if dt is not None:
         if estimator not in ESTIMATORS:
@@ -198,6 +200,8 @@ def spike_times(t_in: ArrayLike, weights: ArrayLike, *, tau_syn: ArrayLike, thre
     n_in, n_out = w.shape
     batch = t_in.shape[:-2]
     k_in = t_in.shape[-1]
+    if t_in.size == 0:  # no sample, or no input spike slot: no neuron fires
+        return jnp.full(batch + (n_out, max_spikes), jnp.inf, dtype)
     t_flat = t_in.reshape((-1, n_in * k_in))
     theta = jnp.broadcast_to(jnp.asarray(threshold, dtype), (n_out,))
     # under jax.shard_map: every operand varies along the axes along which any does (see jaxsnn._vma)
