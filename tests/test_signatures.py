@@ -11,10 +11,11 @@ import pytest
 MODULES = [
     "jaxsnn.srm", "jaxsnn.dlif", "jaxsnn.surrogate", "jaxsnn.discretize", "jaxsnn.coding", "jaxsnn.losses",
     "jaxsnn.metrics", "jaxsnn.energy", "jaxsnn.data", "jaxsnn.lambertw", "jaxsnn.lif", "jaxsnn.nn", "jaxsnn.nnx",
+    "jaxsnn.conv", "jaxsnn.nn_conv", "jaxsnn.theory.conversion",
 ]
 
 # classes whose ``__call__`` is public API (Flax modules)
-CALLABLE_CLASSES_IN = {"jaxsnn.nn", "jaxsnn.nnx"}
+CALLABLE_CLASSES_IN = {"jaxsnn.nn", "jaxsnn.nnx", "jaxsnn.nn_conv"}
 
 LAYER_FUNCTIONS = ["jaxsnn.srm.first_spike_times", "jaxsnn.lif.spike_times", "jaxsnn.dlif.simulate"]
 KEYWORD_ONLY_THRESHOLD = ["jaxsnn.lif.spike_times", "jaxsnn.dlif.simulate"]

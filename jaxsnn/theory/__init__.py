@@ -37,6 +37,8 @@ Contents:
   :class:`SRMNetwork`, :class:`ReLUNetwork`, :func:`relu_forward`), :func:`relu_to_snn`
   (lemmas 1-2), :func:`snn_to_relu` (lemma 3), :func:`discontinuous_example` (a finite response
   makes the firing map jump) and :func:`exponential_regions_neuron`;
+* :mod:`jaxsnn.theory.conversion`: :func:`~jaxsnn.theory.conversion.convert`, trained convolutional
+  ReLU networks (dense, conv, max pooling) to SRM networks by lemmas 1-2, exact on an input box;
 * :mod:`jaxsnn.theory.approximation`: :func:`approximate` (one hidden spiking layer with
   ``delta = 3`` approximating a continuous function);
 * :mod:`jaxsnn.theory.firing_maps`: :func:`affine_signatures`, :func:`count_linear_regions`,
