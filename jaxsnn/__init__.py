@@ -4,7 +4,8 @@ Functional core (pure functions of arrays; JAX only, no Flax/optax):
 :mod:`jaxsnn.srm` (SRM neurons, closed-form first-spike times), :mod:`jaxsnn.lif` (current-based LIF,
 exact spike times), :mod:`jaxsnn.dlif` (discretized LIF, surrogate gradients), :mod:`jaxsnn.surrogate`,
 :mod:`jaxsnn.discretize`, :mod:`jaxsnn.coding`, :mod:`jaxsnn.losses`, :mod:`jaxsnn.metrics`,
-:mod:`jaxsnn.lambertw`, :mod:`jaxsnn.conv` (convolution and pooling of spike times).
+:mod:`jaxsnn.lambertw`, :mod:`jaxsnn.conv` (convolution and pooling of spike times), :mod:`jaxsnn.checks`
+(value checks inside ``jit``, opt-in).
 Around it: :mod:`jaxsnn.nn` (Flax linen modules; :mod:`jaxsnn.nn_conv` their convolutional ones),
 :mod:`jaxsnn.nnx` (their Flax NNX twins),
 :mod:`jaxsnn.nir` (NIR export and import),
@@ -25,8 +26,8 @@ import importlib
 
 __version__ = "0.2.0"
 
-_SUBMODULES = ("coding", "conv", "data", "discretize", "dlif", "energy", "lambertw", "lif", "losses", "metrics", "nir",
-               "nn", "nn_conv", "nnx", "srm", "surrogate", "theory", "train")
+_SUBMODULES = ("checks", "coding", "conv", "data", "discretize", "dlif", "energy", "lambertw", "lif", "losses",
+               "metrics", "nir", "nn", "nn_conv", "nnx", "srm", "surrogate", "theory", "train")
 
 # name -> (submodule, attribute): the main functions, re-exported flat
 _REEXPORTS = {

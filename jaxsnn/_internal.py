@@ -3,12 +3,15 @@
 Private to the package: every module may import from here; no module imports another
 module's private names. Error messages read ``"name: expected ..., got ..."``.
 
-Checks of *values* run only where the values are known (outside ``jit``); shapes are always
-known and always checked. :func:`is_concrete` is the one test for "known here".
+Checks of *values* run where the values are known (outside ``jit``), and on traced values only
+inside :func:`checks_in_jit` (the opt-in of :func:`jaxsnn.checks.checked`); shapes are always known
+and always checked. :func:`is_concrete` is the one test for "known here".
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 import jax
@@ -37,33 +40,58 @@ def check_scalar(name: str, x) -> None:
         raise fail(name, "a scalar", f"shape {jnp.shape(x)}")
 
 
+# Value checks. Known values (outside jit) are checked in Python and raise ``fail(...)``. Traced values
+# are not checked, unless inside ``checks_in_jit()`` (entered by jaxsnn.checks.checked): then each check
+# becomes a ``checkify.check`` of the same condition, which the caller's ``checkify`` turns into an error.
+_IN_JIT = contextvars.ContextVar("jaxsnn_checks_in_jit", default=False)
+
+
+@contextlib.contextmanager
+def checks_in_jit():
+    """Within it, the value checks below emit ``checkify.check`` for traced values (see jaxsnn.checks)."""
+    token = _IN_JIT.set(True)
+    try:
+        yield
+    finally:
+        _IN_JIT.reset(token)
+
+
+def require(name: str, x, ok, expected: str, got) -> None:
+    """All of ``ok(x, xp)`` must hold (``xp``: ``np`` for known values, ``jnp`` for traced ones).
+
+    Known values: raises ``fail(name, expected, got(values))`` (``got`` a function or a string).
+    Traced values: nothing, or a ``checkify.check`` inside :func:`checks_in_jit`.
+    """
+    if is_concrete(x):
+        v = np.asarray(x, dtype=float)
+        if not np.all(ok(v, np)):
+            raise fail(name, expected, got(v) if callable(got) else got)
+    elif _IN_JIT.get():
+        from jax.experimental import checkify
+
+        checkify.check(jnp.all(ok(jnp.asarray(x), jnp)), f"{name}: expected {expected}")
+
+
 def check_positive(name: str, x, *, finite: bool = False) -> None:
-    """Every value of ``x`` must be ``> 0`` (and finite when ``finite``), where known."""
-    if not is_concrete(x):
-        return
-    v = np.asarray(x, dtype=float)
-    ok = np.all(v > 0) and (not finite or np.all(np.isfinite(v)))
-    if not ok:
-        raise fail(name, "positive and finite values" if finite else "positive values",
-                   _show(v))
+    """Every value of ``x`` must be ``> 0`` (and finite when ``finite``)."""
+    require(name, x, lambda v, xp: (v > 0) & (xp.isfinite(v) | (not finite)),
+            "positive and finite values" if finite else "positive values", _show)
 
 
 def check_non_negative(name: str, x, *, hint: str = "") -> None:
-    """Every value of ``x`` must be ``>= 0`` (NaN fails), where known."""
-    if is_concrete(x) and not np.all(np.asarray(x, dtype=float) >= 0):
-        raise fail(name, "non-negative values" + hint, _show(np.asarray(x, dtype=float)))
-
-
-def check_no_nan(name: str, x, *, hint: str = "") -> None:
-    """``x`` must not contain NaN, where known."""
-    if is_concrete(x) and np.any(np.isnan(np.asarray(x, dtype=float))):
-        raise fail(name, "no NaN" + hint, "NaN")
+    """Every value of ``x`` must be ``>= 0`` (NaN fails)."""
+    require(name, x, lambda v, xp: v >= 0, "non-negative values" + hint, _show)
 
 
 def check_finite(name: str, x) -> None:
-    """``x`` must hold finite values only (no NaN, no inf), where known."""
-    if is_concrete(x) and not np.all(np.isfinite(np.asarray(x, dtype=float))):
-        raise fail(name, "finite values", "NaN or inf")
+    """``x`` must hold finite values only (no NaN, no inf)."""
+    require(name, x, lambda v, xp: xp.isfinite(v), "finite values", "NaN or inf")
+
+
+def check_times(name: str, t) -> None:
+    """Spike times: finite or ``+inf`` (no spike); NaN and ``-inf`` fail."""
+    require(name, t, lambda v, xp: ~xp.isnan(v), "no NaN (use jnp.inf for inputs that do not spike)", "NaN")
+    require(name, t, lambda v, xp: v != -xp.inf, "finite times or +inf (no spike)", "-inf")
 
 
 def _show(v: np.ndarray) -> str:
@@ -77,8 +105,7 @@ def check_weights_threshold(weights, threshold):
     if jnp.ndim(weights) != 2:
         raise fail("weights", "shape [n_in, n_out]", f"shape {jnp.shape(weights)}")
     n_in, n_out = jnp.shape(weights)
-    if is_concrete(weights) and not np.all(np.isfinite(np.asarray(weights, dtype=float))):
-        raise fail("weights", "finite values", "NaN or inf")
+    check_finite("weights", weights)
     if jnp.ndim(threshold) not in (0, 1) or (jnp.ndim(threshold) == 1 and jnp.shape(threshold)[0] not in (1, n_out)):
         raise fail("threshold", f"a scalar or shape [n_out] = [{n_out}]", f"shape {jnp.shape(threshold)}")
     check_positive("threshold", threshold, finite=True)

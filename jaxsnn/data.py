@@ -6,9 +6,11 @@ and ``labels`` int64 ``[N]``. Two sources, chosen with ``source=``:
 * ``"raw"``: the official IDX ``.gz`` files, read directly and verified against the SHA-256
   of the official release. No network, no TensorFlow.
 * ``"tfds"``: a dataset prepared by tensorflow-datasets in ``array_record`` format, read with
-  ``tfds.data_source`` (no TensorFlow needed to read). :func:`prepare_tfds` prepares one from
-  the official files offline (preparing needs the ``[prepare]`` extra, i.e. TensorFlow).
-* ``"auto"`` (default): a prepared tfds dataset if there is one, else the raw files.
+  ``tfds.data_source`` (no TensorFlow needed to read; tensorflow-datasets is the optional extra
+  ``[tfds]``). :func:`prepare_tfds` prepares one from the official files offline (preparing needs
+  the ``[prepare]`` extra, i.e. TensorFlow and tensorflow-datasets).
+* ``"auto"`` (default): a prepared tfds dataset if there is one and tensorflow-datasets is
+  installed, else the raw files.
 
 Where the data is looked for, in order: the ``data_dir`` argument, the environment variable
 ``JAXSNN_DATA_DIR``, then ``~/.cache/jaxsnn``. Raw files may sit in ``<data_dir>/<name>/`` or
@@ -234,9 +236,25 @@ def _tfds_write_order(split: str, n: int) -> np.ndarray:
     return np.array(order, np.int64)
 
 
+def _has_tfds() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow_datasets") is not None
+
+
+def _import_tfds():
+    """tensorflow_datasets, or an ImportError saying which extra installs it (it is optional)."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as e:
+        raise ImportError('the tfds path of jaxsnn.data needs tensorflow-datasets: pip install "jaxsnn-exact[tfds]" '
+                          '(the raw official files need nothing more: source="raw")') from e
+    return tfds
+
+
 def _load_tfds(name: str, split: str, root: pathlib.Path):
     """Read a tfds-prepared split as the same arrays as the raw path (official order, MNIST orientation)."""
-    import tensorflow_datasets as tfds
+    tfds = _import_tfds()
 
     source = tfds.data_source(_tfds_name(name), split=split, data_dir=str(root / "tfds"), download=False)
     n = len(source)
@@ -350,7 +368,7 @@ def prepare_tfds(name: str, raw_dir: Union[str, os.PathLike],
             "preparing a tfds dataset needs TensorFlow (tensorflow-datasets' builders use it to read "
             'and encode the data; reading the result does not): pip install "jaxsnn-exact[prepare]"'
         )
-    import tensorflow_datasets as tfds
+    tfds = _import_tfds()
 
     out = str(root / "tfds")
     with tempfile.TemporaryDirectory(prefix="jaxsnn-tfds-") as tmp:
@@ -397,7 +415,7 @@ def load_dataset(name: str, split: str = "train", *, data_dir: Optional[Union[st
     if source not in ("auto", "raw", "tfds"):
         raise ValueError(f"source must be 'auto', 'raw' or 'tfds', got {source!r}")
     root = globals()["data_dir"](data_dir)
-    if source == "tfds" or (source == "auto" and _tfds_prepared(name, root)):
+    if source == "tfds" or (source == "auto" and _tfds_prepared(name, root) and _has_tfds()):
         if not _tfds_prepared(name, root):
             raise FileNotFoundError(
                 f"no tfds-prepared {name} in {root / 'tfds'}; run jaxsnn.data.prepare_tfds("

@@ -42,7 +42,7 @@ from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 from jax.typing import ArrayLike
 
 from jaxsnn import surrogate as _surrogate
-from jaxsnn._internal import check_finite, check_positive, fail, is_concrete
+from jaxsnn._internal import check_finite, check_positive, fail, require
 from jaxsnn._vma import vary_like
 
 __all__ = ["DLIFState", "step", "simulate", "integrate", "beta_from_tau", "compact_sizes", "RESETS"]
@@ -80,12 +80,10 @@ def beta_from_tau(tau_mem: ArrayLike, dt: ArrayLike) -> jax.Array:
 
 
 def _check_values(beta, threshold):
-    """``beta`` in [0, 1] and ``threshold`` > 0, where their values are known (outside ``jit``)."""
-    if is_concrete(beta):
-        b = np.asarray(beta, dtype=float)  # numpy: no jax operation is staged (e.g. inside shard_map)
-        if not np.all((b >= 0) & (b <= 1)):
-            raise fail("beta", "values in [0, 1] (the decay per step, e.g. beta_from_tau(tau_mem, dt))",
-                       f"values in [{np.min(b)}, {np.max(b)}]")
+    """``beta`` in [0, 1] and ``threshold`` > 0 (values checked where known: jaxsnn._internal.require)."""
+    require("beta", beta, lambda b, xp: (b >= 0) & (b <= 1),
+            "values in [0, 1] (the decay per step, e.g. beta_from_tau(tau_mem, dt))",
+            lambda b: f"values in [{np.min(b)}, {np.max(b)}]")
     check_positive("threshold", threshold)
 
 

@@ -71,19 +71,19 @@ from typing import Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 from jaxsnn import _vma, srm_ramp
 from jaxsnn._internal import (
     argsort,
     as_arrays,
-    check_no_nan,
     check_positive,
     check_scalar,
+    check_times,
     check_weights_threshold,
     fail,
     is_concrete,
+    require,
 )
 from jaxsnn._vma import vary_like
 
@@ -106,15 +106,12 @@ def _validate(t_in, weights, threshold, delays, kernel, delta):
     if delays is not None and jnp.shape(delays) != (n_in, n_out):
         raise fail("delays", f"shape [n_in, n_out] = [{n_in}, {n_out}]", f"shape {jnp.shape(delays)}")
     check_scalar("delta", delta)
-    # Value checks only where values are known (outside jit).
+    # Value checks where values are known (outside jit; inside it with jaxsnn.checks.checked).
     check_positive("delta", delta)
-    if delays is not None and is_concrete(delays):
-        d = np.asarray(delays, dtype=float)
-        if not np.all(np.isfinite(d)) or np.any(d < 0):
-            raise fail("delays", "finite, non-negative values", "negative or non-finite values")
-    check_no_nan("t_in", t_in, hint=" (use jnp.inf for inputs that do not spike)")
-    if is_concrete(t_in) and np.any(np.asarray(t_in, dtype=float) == -np.inf):
-        raise fail("t_in", "finite times or +inf (no spike)", "-inf")
+    if delays is not None:
+        require("delays", delays, lambda d, xp: xp.isfinite(d) & (d >= 0), "finite, non-negative values",
+                "negative or non-finite values")
+    check_times("t_in", t_in)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ import pytest
 
 PKG = pathlib.Path(__file__).resolve().parents[1] / "jaxsnn"
 PRIVATE_MODULES = {"jaxsnn._internal", "jaxsnn._vma"}
-CORE = {"jaxsnn.srm", "jaxsnn.srm_ramp", "jaxsnn.lif", "jaxsnn.dlif", "jaxsnn.surrogate", "jaxsnn.discretize",
-        "jaxsnn.coding", "jaxsnn.losses", "jaxsnn.metrics", "jaxsnn.lambertw", "jaxsnn.conv"} | PRIVATE_MODULES
+CORE = {"jaxsnn.checks", "jaxsnn.srm", "jaxsnn.srm_ramp", "jaxsnn.lif", "jaxsnn.dlif", "jaxsnn.surrogate",
+        "jaxsnn.discretize", "jaxsnn.coding", "jaxsnn.losses", "jaxsnn.metrics", "jaxsnn.lambertw",
+        "jaxsnn.conv"} | PRIVATE_MODULES
 
 
 def _modules():

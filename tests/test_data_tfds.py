@@ -243,3 +243,35 @@ def test_prepare_emnist_from_the_individual_files(tmp_path, shared_data, no_netw
         np.testing.assert_array_equal(labels, raw_labels)
         mnist = data.load_dataset("mnist", split, data_dir=shared_data, source="raw")[0]
         np.testing.assert_array_equal(images, mnist.transpose(0, 2, 1))
+
+
+# ------------------------------------------------------------------------------------------
+# tensorflow-datasets is optional (the [tfds] extra)
+# ------------------------------------------------------------------------------------------
+
+HIDE_TFDS = HIDE_TENSORFLOW.replace('== "tensorflow"', 'in ("tensorflow", "tensorflow_datasets")')
+
+
+def test_without_tensorflow_datasets_raw_files_load_and_tfds_names_the_extra(tmp_path):
+    # a prepared-looking tfds folder beside raw files: "auto" must read the raw files, "tfds" must name the extra
+    images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    test_files = data.DATASETS["mnist"]["test"]
+    write_idx_gz(tmp_path / "mnist" / test_files[0], images)
+    write_idx_gz(tmp_path / "mnist" / test_files[1], np.array([3, 7], np.uint8))
+    (tmp_path / "tfds" / "mnist" / "3.0.1").mkdir(parents=True)
+    (tmp_path / "tfds" / "mnist" / "3.0.1" / "dataset_info.json").write_text("{}")
+    code = HIDE_TFDS + textwrap.dedent(
+        """
+        import sys
+        from jaxsnn import data
+        x, y = data.load_dataset("mnist", "test", data_dir=sys.argv[1], verify=False)
+        assert x.shape == (2, 28, 28) and list(y) == [3, 7] and "tensorflow_datasets" not in sys.modules
+        try:
+            data.load_dataset("mnist", "test", data_dir=sys.argv[1], source="tfds")
+        except ImportError as e:
+            print(e)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'pip install "jaxsnn-exact[tfds]"' in proc.stdout

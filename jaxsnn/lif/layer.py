@@ -13,10 +13,10 @@ from jax.typing import ArrayLike
 
 from jaxsnn._internal import (
     as_arrays,
-    check_no_nan,
     check_non_negative,
     check_positive,
     check_scalar,
+    check_times,
     check_weights_threshold,
     fail,
     is_concrete,
@@ -51,11 +51,9 @@ def _validate(t_in, weights, tau_syn, threshold, tau_ratio, max_spikes, t_max):
     check_scalar("t_max", t_max)
     check_positive("tau_syn", tau_syn, finite=True)
     check_non_negative("t_max", t_max, hint=" (jnp.inf for no limit)")
-    check_no_nan("t_in", t_in, hint=" (use jnp.inf for inputs that do not spike)")
+    check_times("t_in", t_in)
     if is_concrete(t_in):
         t = np.asarray(t_in, dtype=float)
-        if np.any(t == -np.inf):
-            raise fail("t_in", "finite times or +inf (no spike)", "-inf")
         with np.errstate(invalid="ignore"):  # inf - inf between padding slots
             unsorted = t.ndim >= 2 and t.shape[-1] > 1 and np.any(np.diff(t, axis=-1) < 0)
         if unsorted:
