@@ -56,3 +56,14 @@ FAMILY_ANN = dict(batch_size=128, lr=1e-3)
 # experiments.energy_alexnet: time steps of the efficiency curves, spike rates of the energy breakdown
 ALEXNET_TIME_STEPS = (1, 2, 4, 8)
 ALEXNET_BREAKDOWN_RATES = (0.05, 0.2, 0.5, 1.0)
+
+# experiments.conv_ttfs: a VGG-style ReLU CNN (3x3 SAME convolutions in blocks of two, each block
+# followed by 2x2 max pooling, then dense layers), trained with AdamW (cosine decay), dropout before
+# the dense layers and shift augmentation, then converted exactly into a TTFS SRM network
+# (jaxsnn.theory.conversion); optional fine-tuning of the converted network with Adam.
+CONV_TTFS = {
+    "mnist": dict(widths=(32, 32, 64, 64), dense=(256,), epochs=30, batch_size=128, lr=1e-3, weight_decay=0.05,
+                  dropout=0.3, shift=2, flip=False, finetune_lr=1e-5, snn_batch=100),
+    "fashion_mnist": dict(widths=(32, 32, 64, 64), dense=(256,), epochs=60, batch_size=128, lr=1e-3,
+                          weight_decay=0.05, dropout=0.4, shift=2, flip=True, finetune_lr=1e-5, snn_batch=100),
+}

@@ -145,3 +145,23 @@ def test_errors():
     model = nn.Sequential([nn.Dense(3), nn.Dense(2)])  # no ReLU in between
     with pytest.raises(ValueError, match="module: expected"):
         cv.layers_from_flax(model, model.init(jax.random.key(0), jnp.zeros((1, 2))))
+
+
+def test_value_bounds_from_data_shrink_the_time_scales_and_keep_the_conversion_exact_on_that_data():
+    rng = np.random.default_rng(7)
+    # weights scaled up: values well beyond the slack of 2 in each time scale
+    layers = [cv.Conv(10 * la.kernel, 10 * la.bias, la.strides, la.padding) if isinstance(la, cv.Conv) else
+              cv.Dense(10 * la.W, 10 * la.b) if isinstance(la, cv.Dense) else la for la in conv_net(rng)]
+    x = jnp.asarray(rng.uniform(0, 1, (64, 5, 5, 2)))
+    bounds = cv.value_bounds(layers, x)
+    # independently: the largest ReLU output of the prefix networks ending at the first and second conv
+    prefix = [max(0.0, float(cv.relu_network(layers[:n], x).max())) for n in (1, 3)]
+    np.testing.assert_allclose(bounds, prefix, rtol=1e-12)
+    net_box, net_data = cv.convert(layers, (0.0, 1.0)), cv.convert(layers, (0.0, 1.0), value_bounds=bounds)
+    assert net_data.latency < net_box.latency
+    np.testing.assert_allclose(net_data(x), cv.relu_network(layers, x), rtol=1e-9, atol=1e-9)
+    # bounds far below the data break the window lemma: the network no longer computes the ReLU network
+    tiny = cv.convert(layers, (0.0, 1.0), value_bounds=[b * 1e-3 for b in bounds])
+    assert not np.allclose(tiny(x), cv.relu_network(layers, x), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="value_bounds: expected 2 finite non-negative values"):
+        cv.convert(layers, (0.0, 1.0), value_bounds=bounds[:1])

@@ -55,6 +55,38 @@ def test_mnist_script_runs_resumes_and_writes_results(tmp_path, shared_data):
     assert e["spikes_per_synapse"] == pytest.approx(events / (785 * 32 + 33 * 10)) and e["snn_nj"] > 0
 
 
+def test_conv_ttfs_script_converts_exactly_and_fine_tunes(tmp_path, shared_data):
+    from experiments import conv_ttfs
+
+    def recorded():  # the recorded results: no file may change
+        return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in (ROOT / "results").rglob("*") if p.is_file()}
+
+    before = recorded()
+    out = tmp_path / "out"
+    result = conv_ttfs.main(["--epochs", "1", "--train-limit", "256", "--test-limit", "128", "--widths", "4",
+                             "--dense", "--batch-size", "64", "--finetune-epochs", "1", "--quiet",
+                             "--data-dir", str(shared_data), "--out", str(out)])
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["command"].startswith("python -m experiments.conv_ttfs ") and saved["model"] == "ReLU CNN c4-p-d10"
+    c = saved["conversion"]
+    assert c["agreement"] >= 0.99 and c == result["conversion"]  # the conversion is exact
+    for acc in (c["ann_acc"], c["snn_acc"], saved["finetune"]["snn_acc"], saved["history"][0]["test_acc"]):
+        assert 0.0 <= acc <= 1.0
+    # every neuron of the construction fires once: 28x28x4 affine, 14x14x4 clamp, 10 output neurons, 3 relays
+    assert c["neurons"] == 28 * 28 * 4 + 14 * 14 * 4 + 10 + 3 and c["spikes_per_neuron"] == 1.0
+    assert 0.0 <= c["relu_active_fraction"] <= 1.0 and c["latency"] > 0 and c["input_spikes"] == 784
+    for f in ("metrics.jsonl", "checkpoint.msgpack", "finetune_ann1/metrics.jsonl", "finetune_ann1/checkpoint.msgpack"):
+        assert (out / f).exists(), f
+    # a rerun resumes the trained CNN and converts it with bounds measured on the training images, in float32
+    conv_ttfs.main(["--epochs", "1", "--train-limit", "256", "--test-limit", "128", "--widths", "4", "--dense",
+                    "--batch-size", "64", "--bounds", "data", "--snn-dtype", "float32", "--quiet",
+                    "--data-dir", str(shared_data), "--out", str(out)])
+    d = json.loads((out / "result_data_float32.json").read_text())["conversion"]
+    assert d["agreement"] >= 0.99 and d["latency"] < c["latency"] and len(d["value_bounds"]) == 1
+    assert json.loads((out / "result.json").read_text()) == saved  # the first variant's file is kept
+    assert recorded() == before
+
+
 # snapshot: a tool, not an experiment; common, presets: shared code and settings
 SCRIPTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py")
                  if p.stem not in ("__init__", "common", "presets", "snapshot"))
@@ -407,6 +439,8 @@ BAD_FLAGS = [
     ("family_comparison", ["--hidden", "0"], "--hidden"),
     ("dlif_timesteps", ["--epochs", "0"], "--epochs"),
     ("expressivity", ["--widths", "0"], "--widths"),
+    ("conv_ttfs", ["--widths", "0"], "--widths"),
+    ("conv_ttfs", ["--snn-batch", "0"], "--snn-batch"),
 ]
 
 

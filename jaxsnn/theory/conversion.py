@@ -41,7 +41,11 @@ the last layer; no delays.
 
 The converted network keeps its trainable parameters as plain arrays (``params``: per affine layer
 ``kernel``, ``ref_weights``, ``threshold``), so ``jax.grad`` of a loss of
-:meth:`SpikingNetwork.apply` fine-tunes them with the exact spike-time gradients.
+:meth:`SpikingNetwork.apply` gives the exact spike-time gradients. To fine-tune, train ``kernel``
+and ``threshold`` and derive the reference weights from the kernel (:func:`tie_reference_weights`):
+every neuron then keeps slope 1 after its inputs and the gradient of a weight is its input's value,
+as in the ReLU network. With free reference weights the weight gradients scale with the layer's
+time scale :math:`K`, and a few small steps already scramble the outputs.
 
 References: Stanojevic et al., *High-performance deep spiking neural networks with 0.3 spikes per
 neuron*, Nature Communications 2024 (exact mapping of ReLU networks, incl. convolutional ones, to
@@ -54,7 +58,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -65,7 +69,7 @@ from jaxsnn import conv, srm
 from jaxsnn._internal import fail, is_concrete
 
 __all__ = ["Dense", "Conv", "MaxPool", "Flatten", "relu_network", "convert", "SpikingNetwork", "layers_from_flax",
-           "clamp"]
+           "clamp", "value_bounds", "tie_reference_weights"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -130,9 +134,14 @@ def relu_network(layers: Sequence[Any], x: ArrayLike) -> jax.Array:
     ...              jnp.array([0.5, 0.5]))
     Array([0.5], dtype=float32)
     """
+    return _relu_values(layers, x)[-1]
+
+
+def _relu_values(layers, x) -> list:
+    """The values after each layer of :func:`relu_network` (the last one: its output)."""
     layers = [_layer(layer) for layer in layers]
     last = max(i for i, layer in enumerate(layers) if isinstance(layer, (Dense, Conv)))
-    h = jnp.asarray(x, jnp.result_type(x, float))
+    h, values = jnp.asarray(x, jnp.result_type(x, float)), []
     for i, layer in enumerate(layers):
         if isinstance(layer, Dense):
             h = h @ jnp.asarray(layer.W, h.dtype) + jnp.asarray(layer.b, h.dtype)
@@ -147,7 +156,31 @@ def relu_network(layers: Sequence[Any], x: ArrayLike) -> jax.Array:
             h = layer(h)
         if isinstance(layer, (Dense, Conv)) and i < last:
             h = jnp.maximum(h, 0.0)
-    return h
+        values.append(h)
+    return values
+
+
+def value_bounds(layers: Sequence[Any], x: ArrayLike) -> list:
+    r"""The largest value entering each dense or convolutional layer but the first, on the data ``x``.
+
+    For ``convert(layers, input_range, value_bounds=...)``: bounds measured on data (e.g. the training
+    set, as Stanojevic et al. 2024 normalise by the data) are far tighter than the interval bounds
+    :func:`convert` derives otherwise, so the time scales are smaller and float32 suffices. For a
+    large dataset, take ``np.maximum`` of the bounds of its batches.
+
+    Returns:
+      one float per affine layer after the first: the maximum over ``x`` of the ReLU output that
+      feeds it (max pooling and flattening keep the maximum).
+
+    >>> import jax.numpy as jnp
+    >>> value_bounds([Dense(jnp.array([[1.0, -1.0]]), jnp.zeros(2)), Dense(jnp.ones((2, 1)), jnp.zeros(1))],
+    ...              jnp.array([[0.5], [-0.25]]))
+    [0.5]
+    """
+    layers = [_layer(layer) for layer in layers]
+    values = _relu_values(layers, x)
+    affine = [i for i, layer in enumerate(layers) if isinstance(layer, (Dense, Conv))]
+    return [max(0.0, float(jnp.max(values[i]))) for i in affine[:-1]]
 
 
 def _pair(v):
@@ -254,7 +287,8 @@ def _box(lo, hi, n):
     return lo, hi
 
 
-def convert(layers: Sequence[Any], input_range: tuple = (0.0, 1.0)) -> SpikingNetwork:
+def convert(layers: Sequence[Any], input_range: tuple = (0.0, 1.0), *,
+            value_bounds: Optional[Sequence[float]] = None) -> SpikingNetwork:
     r"""An SRM network (ramp response) computing a ReLU network exactly on an input box.
 
     ``layers`` is the ReLU network of :func:`relu_network`; the mapping (window and clamp lemmas,
@@ -268,6 +302,11 @@ def convert(layers: Sequence[Any], input_range: tuple = (0.0, 1.0)) -> SpikingNe
         :class:`Flatten`; the first is dense or convolutional.
       input_range: ``(lo, hi)``: scalars, or one per feature (dense first layer) or per channel
         (convolutional first layer).
+      value_bounds: optional, one bound per dense or convolutional layer after the first: the
+        largest value entering it (e.g. :func:`value_bounds` of the training data). Default: the
+        interval bounds (exact on the whole box, but they grow layer by layer: large time scales,
+        which float32 resolves poorly in deep networks). With measured bounds the network is exact
+        for the inputs whose values stay within them (and the slack of 2 in each time scale).
 
     Returns:
       :class:`SpikingNetwork`.
@@ -293,6 +332,13 @@ def convert(layers: Sequence[Any], input_range: tuple = (0.0, 1.0)) -> SpikingNe
     lo, hi = _box(*input_range, n0)
     shift = np.minimum(lo, 0.0) if first_conv else lo  # a conv pads with 0: the box must contain it
     H = float(np.max(np.maximum(hi, 0.0) - shift))
+    n_affine = sum(isinstance(layer, (Dense, Conv)) for layer in layers)
+    if value_bounds is not None:
+        bounds = np.asarray(value_bounds, np.float64).reshape(-1)
+        if bounds.shape != (n_affine - 1,) or not np.all(np.isfinite(bounds) & (bounds >= 0)):
+            raise fail("value_bounds", f"{n_affine - 1} finite non-negative values (one per affine layer after "
+                       "the first)", f"{np.asarray(value_bounds)}")
+    n_done = 0
     params, ops, latency, pending_relu, width, spatial, flat = [], [], 0.0, False, n0, first_conv, False
     for i, layer in enumerate(layers):
         if isinstance(layer, (MaxPool, Flatten)):
@@ -322,6 +368,9 @@ def convert(layers: Sequence[Any], input_range: tuple = (0.0, 1.0)) -> SpikingNe
                        f"{n_in} and {b.shape}")
         if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
             raise fail(f"layers[{i}]", "finite weights and bias", "NaN or inf")
+        if value_bounds is not None and n_done > 0:
+            H = float(bounds[n_done - 1])
+        n_done += 1
         if i == 0:  # values are coded as x - shift: fold the shift into the bias
             b = b + (np.einsum("hwco,c->o", Wk, shift) if first_conv else shift @ W)
         ref_w = 1.0 + W.sum(0)
@@ -340,6 +389,22 @@ def convert(layers: Sequence[Any], input_range: tuple = (0.0, 1.0)) -> SpikingNe
         H = max(0.0, float(np.max(b + np.maximum(W, 0.0).sum(0) * H)))
         pending_relu, width, flat = i < last, n_out, False
     return SpikingNetwork(tuple(params), tuple(ops), lo, hi, shift, latency)
+
+
+def tie_reference_weights(params: Sequence[dict]) -> tuple:
+    r"""Parameters of :meth:`SpikingNetwork.apply` whose reference weights follow the kernels.
+
+    ``ref_weights`` :math:`= 1 - \sum_i \mathrm{kernel}_{io}` (:math:`1 + \sum_i W_{io}` of
+    :func:`convert`), summed over the neuron's inputs (all axes of the kernel but the last); each
+    dict of ``params`` needs ``kernel`` and ``threshold``. Fine-tune ``kernel`` and ``threshold``
+    and apply ``net.apply(tie_reference_weights(params), x)``.
+
+    >>> import jax.numpy as jnp
+    >>> tie_reference_weights([{"kernel": -jnp.ones((3, 2)), "threshold": jnp.ones(2)}])[0]["ref_weights"]
+    Array([4., 4.], dtype=float32)
+    """
+    return tuple(dict(p, ref_weights=1.0 - jnp.sum(p["kernel"], axis=tuple(range(jnp.ndim(p["kernel"]) - 1))))
+                 for p in params)
 
 
 def layers_from_flax(module: Any, variables: dict) -> list:
