@@ -352,3 +352,41 @@ def test_multi_spike_raster_counts_and_round_trips():
     back = jnir.raster_to_times(raster, dt=0.1, max_spikes=4)
     np.testing.assert_allclose(back, [[[0.0, 0.0, 0.3, np.inf], [0.2, np.inf, np.inf, np.inf]]])
     np.testing.assert_allclose(jnir.raster_to_times(raster, dt=0.1), [[0.0, 0.2]])
+
+
+# ----------------------------------------------------------------------------------------------
+# A peer library: Spyx (JAX, Flax NNX). Optional: skipped where spyx is not installed
+# (pip install spyx; it is not in the test extra).
+# ----------------------------------------------------------------------------------------------
+
+
+def test_dlif_through_spyx_and_back():
+    """jaxsnn -> NIR -> Spyx: every neuron's first spike one step later (Spyx fires on the previous
+    step's membrane); Spyx -> NIR -> jaxsnn reads Spyx's graph as NIR defines it (docs/nir.md)."""
+    snir = pytest.importorskip("spyx.nir")
+    from flax import nnx
+
+    x = _raster((20, 4, 5), p=0.4)
+    module = nn.DLIFDense(6, reset="zero", beta=0.8, threshold=0.7, use_bias=False)
+    params = jax.tree.map(lambda v: 2 * v, module.init(KEY, x)["params"])
+    ours = np.asarray(module.apply({"params": params}, x))
+    graph = jnir.to_nir(module, params, dt=0.5)
+    _, theirs = snir.from_nir(graph, x.astype(jnp.float32), dt=0.5)
+    theirs = np.asarray(theirs)
+
+    def first(s):  # the step of each neuron's first spike, -1 if silent
+        return np.where(s.any(0), s.argmax(0), -1)
+
+    assert (first(ours) >= 0).any() and (first(ours) < 0).any()  # some neurons fire, some do not
+    late = first(ours) + 1  # a first spike on the last step comes after the horizon in Spyx
+    np.testing.assert_array_equal(first(theirs), np.where((first(ours) >= 0) & (late < len(x)), late, -1))
+    # back: Spyx's own export of the model it built. Spyx writes LIF(tau = dt/(1-beta), r = beta); read
+    # as NIR defines it (Euler: the input enters with gain r dt/tau), the weights come back scaled by
+    # beta (1 - beta): jaxsnn reads what the graph says, not what Spyx runs
+    spyx_model = snir._build_model(graph, 0.5, nnx.Rngs(0))
+    exported = snir.to_nir(spyx_model, {"input": np.array([5])}, {"output": np.array([6])}, dt=0.5)
+    assert np.allclose(exported.nodes["layer_1"].r, 0.8)
+    back = jnir.from_nir(exported, dt=0.5)
+    assert back.module.layer_kwargs["beta"] == pytest.approx(0.8) and back.module.layer_kwargs["reset"] == "zero"
+    kernel = jax.tree.leaves(back.params)[0]
+    np.testing.assert_allclose(kernel, params["kernel"] * 0.8 * 0.2, rtol=1e-6)
