@@ -89,29 +89,32 @@ class Interrupt(Exception):
     pass
 
 
-def test_interrupted_fit_resumes_to_the_same_result(tmp_path):
+@pytest.mark.parametrize("fmt", ["msgpack", "orbax"])
+def test_interrupted_fit_resumes_to_the_same_result(tmp_path, fmt):
     whole = train.fit(TASK, (XTR, YTR), HP, seed=2, **KW)
+    KW_ = dict(KW, checkpoint_format=fmt)
 
     def stop_after_two(state, rec):
         if rec["epoch"] == 2:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train.fit(TASK, (XTR, YTR), HP, seed=2, out=tmp_path, callback=stop_after_two, **KW)
+        train.fit(TASK, (XTR, YTR), HP, seed=2, out=tmp_path, callback=stop_after_two, **KW_)
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
-    resumed = train.fit(TASK, (XTR, YTR), HP, seed=2, out=tmp_path, **KW)
+    resumed = train.fit(TASK, (XTR, YTR), HP, seed=2, out=tmp_path, **KW_)
     np.testing.assert_array_equal(flat(resumed.state.params), flat(whole.state.params))
     assert int(resumed.state.step) == int(whole.state.step)
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
     assert strip(resumed.history) == strip(whole.history)
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.msgpack", "metrics.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"checkpoint.{fmt}", "metrics.jsonl"]
     with pytest.raises(ValueError, match="other hyperparameters"):
-        train.fit(TASK, (XTR, YTR), dict(lr=0.02, tau=0.5), seed=2, out=tmp_path, **KW)
+        train.fit(TASK, (XTR, YTR), dict(lr=0.02, tau=0.5), seed=2, out=tmp_path, **KW_)
 
 
-def test_interrupted_sweep_keeps_finished_chunks_and_resumes(tmp_path):
+@pytest.mark.parametrize("fmt", ["msgpack", "orbax"])
+def test_interrupted_sweep_keeps_finished_chunks_and_resumes(tmp_path, fmt):
     configs = train.grid(seed=[0, 1, 2], lr=[0.01], tau=[0.5])
     whole = train.sweep(TASK, (XTR, YTR), configs, chunk_size=2, **KW)
     calls = []
@@ -122,11 +125,13 @@ def test_interrupted_sweep_keeps_finished_chunks_and_resumes(tmp_path):
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train.sweep(TASK, (XTR, YTR), configs, chunk_size=2, out=tmp_path, callback=stop_in_second_chunk, **KW)
+        train.sweep(TASK, (XTR, YTR), configs, chunk_size=2, out=tmp_path, callback=stop_in_second_chunk,
+                    checkpoint_format=fmt, **KW)
     assert calls == [(0, 1), (0, 2), (0, 3), (1, 1)]
     calls.clear()
     resumed = train.sweep(TASK, (XTR, YTR), configs, chunk_size=2, out=tmp_path,
-                          callback=lambda c, e, m: calls.append((c, e)), **KW)
+                          callback=lambda c, e, m: calls.append((c, e)), checkpoint_format=fmt, **KW)
+    assert (tmp_path / f"sweep_checkpoint.{fmt}").exists()
     assert calls == [(1, 2), (1, 3)]  # the first chunk and the second's first epoch are not redone
     np.testing.assert_array_equal(flat(resumed.params), flat(whole.params))
     np.testing.assert_array_equal(resumed.history["test_acc"], whole.history["test_acc"])
@@ -197,6 +202,19 @@ def test_a_truncated_checkpoint_is_refused_with_its_path(tmp_path):
             train.sweep(TASK, (XTR, YTR), dict(seed=np.arange(2), lr=np.full(2, 0.01), tau=np.full(2, 0.5)),
                         out=swept.parent, **kw)
         assert str(swept) in str(err.value)
+
+
+def test_a_damaged_orbax_checkpoint_is_refused_with_its_path(tmp_path):
+    kw = dict(epochs=1, batch_size=20, progress=False, checkpoint_format="orbax")
+    train.fit(TASK, (XTR, YTR), HP, seed=2, out=tmp_path, **kw)
+    ckpt = tmp_path / "checkpoint.orbax"
+    for f in (ckpt / "meta").iterdir():  # the JSON item (fingerprint, history) damaged
+        f.write_text("{")
+    with pytest.raises(ValueError, match="delete it or pass a fresh output folder") as err:
+        train.fit(TASK, (XTR, YTR), HP, seed=2, out=tmp_path, **kw)
+    assert str(ckpt) in str(err.value)
+    with pytest.raises(ValueError, match="checkpoint_format: expected one of"):
+        train.fit(TASK, (XTR, YTR), HP, seed=2, out=tmp_path, **dict(kw, checkpoint_format="pickle"))
 
 
 def test_evaluation_metrics_are_named_by_eval_name(capsys):

@@ -2,7 +2,8 @@
 
 Every file is written atomically (a temporary file in the same folder, fsync, rename), so a
 run killed at any moment leaves the old file or the new one. Checkpoints are msgpack
-(``flax.serialization``) of nested dicts of arrays, ints, floats and strings.
+(``flax.serialization``) of nested dicts of arrays, ints, floats and strings, or, for large
+sharded runs, orbax checkpoints (``checkpoint_format="orbax"`` of ``fit`` / ``sweep``).
 :func:`resume_checkpoint` is the one routine by which :func:`~jaxsnn.train.fit` and
 :func:`~jaxsnn.train.sweep` continue an interrupted run: it reads the checkpoint, refuses one
 made with other settings (by the :func:`run_fingerprint` saved in it) and restores the
@@ -25,8 +26,8 @@ from flax import serialization
 from jaxsnn._internal import fail
 from jaxsnn.train.distributed import to_host
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "save_checkpoint", "restore_checkpoint", "run_fingerprint",
-           "resume_checkpoint", "write_jsonl", "write_csv"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "checkpoint_path", "CHECKPOINT_FORMATS", "save_checkpoint",
+           "restore_checkpoint", "run_fingerprint", "resume_checkpoint", "write_jsonl", "write_csv"]
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
@@ -54,10 +55,60 @@ def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+CHECKPOINT_FORMATS = ("msgpack", "orbax")
+
+
+def checkpoint_path(folder, name: str, checkpoint_format: str) -> pathlib.Path:
+    """``<folder>/<name>.msgpack`` (a file) or ``<folder>/<name>.orbax`` (an orbax checkpoint folder)."""
+    if checkpoint_format not in CHECKPOINT_FORMATS:
+        raise fail("checkpoint_format", f"one of {CHECKPOINT_FORMATS}", repr(checkpoint_format))
+    return pathlib.Path(folder) / f"{name}.{checkpoint_format}"
+
+
+def _is_orbax(path) -> bool:
+    return pathlib.Path(path).suffix == ".orbax"
+
+
+_SEP = "|"  # joins the keys of a flattened state dict (flax names hold no "|")
+
+
 def save_checkpoint(path, tree) -> None:
-    """Save a pytree of arrays (and ints, floats, strings) atomically as msgpack (flax.serialization)."""
-    state = serialization.to_state_dict(to_host(tree))
-    atomic_write_bytes(path, serialization.msgpack_serialize(state))
+    """Save a pytree of arrays (and ints, floats, strings) atomically.
+
+    ``path`` ending in ``.orbax``: an orbax checkpoint (a folder; ``orbax-checkpoint``, which Flax
+    installs): the arrays go to orbax as they are, so arrays sharded over the processes of a
+    multi-host run are written shard by shard without gathering them (every process must call it
+    then); strings go to a JSON item of the same checkpoint. Otherwise msgpack
+    (``flax.serialization``) of the arrays fetched to the host, written by this process alone.
+    """
+    if not _is_orbax(path):
+        state = serialization.to_state_dict(to_host(tree))
+        atomic_write_bytes(path, serialization.msgpack_serialize(state))
+        return
+    import orbax.checkpoint as ocp
+    from flax import traverse_util
+
+    flat = traverse_util.flatten_dict(serialization.to_state_dict(tree), keep_empty_nodes=True, sep=_SEP)
+    empty = [k for k, v in flat.items() if v is traverse_util.empty_node]
+    arrays = {k: v for k, v in flat.items() if not isinstance(v, str) and k not in empty}
+    meta = dict(strings={k: v for k, v in flat.items() if isinstance(v, str)}, empty=empty)
+    path = pathlib.Path(path).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckpt:  # written to a temporary folder, renamed
+        ckpt.save(path, ocp.args.Composite(arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)),
+                  force=True)
+
+
+def _restore_orbax(path) -> dict:
+    import orbax.checkpoint as ocp
+    from flax import traverse_util
+
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckpt:
+        saved = ckpt.restore(pathlib.Path(path).absolute(),
+                             ocp.args.Composite(arrays=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+    empty = {k: traverse_util.empty_node for k in saved["meta"]["empty"]}
+    flat = {**saved["arrays"], **saved["meta"]["strings"], **empty}
+    return traverse_util.unflatten_dict(flat, sep=_SEP)
 
 
 def _unreadable(path, why) -> ValueError:
@@ -76,7 +127,7 @@ def restore_checkpoint(path, target=None):
     if not path.exists():
         return None
     try:
-        raw = serialization.msgpack_restore(path.read_bytes())
+        raw = _restore_orbax(path) if _is_orbax(path) else serialization.msgpack_restore(path.read_bytes())
     except Exception as e:  # msgpack raises ValueError subclasses; damaged array records raise others
         raise _unreadable(path, f"{type(e).__name__}: {e}") from e
     return raw if target is None else serialization.from_state_dict(target, raw)

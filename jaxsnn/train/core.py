@@ -43,7 +43,7 @@ from jax.sharding import PartitionSpec as P
 from jaxsnn._internal import fail
 from jaxsnn._vma import vary_like
 from jaxsnn.train.callbacks import Progress, progress_summary
-from jaxsnn.train.checkpoint import resume_checkpoint, run_fingerprint, save_checkpoint, write_jsonl
+from jaxsnn.train.checkpoint import checkpoint_path, resume_checkpoint, run_fingerprint, save_checkpoint, write_jsonl
 from jaxsnn.train.distributed import data_parallel_grads, is_writer, mesh_axis, place, to_host
 
 __all__ = ["Task", "TrainState", "FitResult", "init_state", "train_step", "epoch_permutation", "train_epoch",
@@ -264,6 +264,7 @@ def _fit_programs(task: Task, batch_size: int, eval_batch_size: int, mesh: Optio
 def fit(task: Task, train_data, hparams=None, *, seed: int = 0, epochs: int, batch_size: int,
         eval_data=None, eval_batch_size: int = 1000, eval_name: str = "eval", epoch_in_jit: bool = True,
         mesh: Optional[Mesh] = None, out=None, resume: bool = True, progress: bool = True,
+        checkpoint_format: str = "msgpack",
         callback: Optional[Callable] = None) -> FitResult:
     """Train one configuration for ``epochs`` epochs; resumable.
 
@@ -290,6 +291,9 @@ def fit(task: Task, train_data, hparams=None, *, seed: int = 0, epochs: int, bat
         cannot be read).
       progress: print a progress bar / lines (to stderr).
       callback: ``callback(state, record)`` after every epoch (after the checkpoint).
+      checkpoint_format: ``"msgpack"`` (default: ``checkpoint.msgpack``, gathered to and written
+        by the first process) or ``"orbax"`` (``checkpoint.orbax/``, every process writes its
+        shards: for large runs sharded over hosts; see :func:`~jaxsnn.train.save_checkpoint`).
 
     Returns:
       :class:`FitResult` ``(state, history)``; ``history`` holds ``train_loss``, the loss's
@@ -314,8 +318,8 @@ def fit(task: Task, train_data, hparams=None, *, seed: int = 0, epochs: int, bat
     history, start = [], 0
     out = None if out is None else pathlib.Path(out)
     fingerprint = run_fingerprint(hp, seed=int(seed), batch_size=batch_size, n=n)
-    saved = resume_checkpoint(out / "checkpoint.msgpack", {"state": state}, fingerprint) \
-        if (out is not None and resume) else None
+    ckpt = None if out is None else checkpoint_path(out, "checkpoint", checkpoint_format)
+    saved = resume_checkpoint(ckpt, {"state": state}, fingerprint) if (out is not None and resume) else None
     if saved is not None:
         state = jax.tree.map(lambda x: place(x, replicated), saved["state"])
         history, start = json.loads(saved["history"]), int(saved["epoch"])
@@ -350,10 +354,11 @@ def fit(task: Task, train_data, hparams=None, *, seed: int = 0, epochs: int, bat
         ev = evaluate_fn(state.params, eval_data, hp) if evaluate_fn is not None else {}
         rec = _record(epoch + 1, to_host(m), to_host(ev), time.perf_counter() - t0, eval_name)
         history.append(rec)
-        if out is not None and is_writer():
-            save_checkpoint(out / "checkpoint.msgpack", dict(
+        if out is not None and (is_writer() or checkpoint_format == "orbax"):  # orbax: every process writes
+            save_checkpoint(ckpt, dict(
                 state=serialization.to_state_dict(state), epoch=epoch + 1, history=json.dumps(history),
                 fingerprint=fingerprint))
+        if out is not None and is_writer():
             write_jsonl(out / "metrics.jsonl", history)
         bar(epoch + 1, **progress_summary(rec, eval_name))
         if callback is not None:

@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxsnn.train.callbacks import Progress, progress_summary
-from jaxsnn.train.checkpoint import resume_checkpoint, run_fingerprint, save_checkpoint
+from jaxsnn.train.checkpoint import checkpoint_path, resume_checkpoint, run_fingerprint, save_checkpoint
 from jaxsnn.train.core import (
     Task,
     as_hparams,
@@ -125,6 +125,7 @@ def _sweep_programs(task: Task, batch_size: int, eval_batch_size: int, mesh: Opt
 def sweep(task: Task, train_data, configs: dict, *, epochs: int, batch_size: int, eval_data=None,
           eval_batch_size: int = 1000, eval_name: str = "eval", chunk_size: Optional[int] = None,
           mesh: Optional[Mesh] = None, out=None, resume: bool = True, progress: bool = True,
+          checkpoint_format: str = "msgpack",
           keep_params: bool = True, callback: Optional[Callable] = None) -> SweepResult:
     """Train every configuration of ``configs`` at once: ``vmap`` over seeds and hyperparameters.
 
@@ -141,7 +142,8 @@ def sweep(task: Task, train_data, configs: dict, *, epochs: int, batch_size: int
       mesh: a one-axis mesh for sweep parallelism: each chunk's configurations are split over
         the devices with ``jax.shard_map`` (the chunk size is rounded up to a multiple of the
         mesh size); the data is replicated.
-      out: folder for ``sweep_checkpoint.msgpack`` (after every epoch of every chunk, atomic);
+      out: folder for ``sweep_checkpoint.msgpack`` (``.orbax`` with ``checkpoint_format="orbax"``; after
+        every epoch of every chunk, atomic);
         with ``resume`` an interrupted sweep continues at the last finished epoch of the chunk
         it was in, keeping the chunks already done.
       keep_params: return the final parameters of every configuration.
@@ -179,7 +181,7 @@ def sweep(task: Task, train_data, configs: dict, *, epochs: int, batch_size: int
     history, params_out = {}, []
     start_chunk, start_epoch, state = 0, 0, None
     out = None if out is None else pathlib.Path(out)
-    ckpt = None if out is None else out / "sweep_checkpoint.msgpack"
+    ckpt = None if out is None else checkpoint_path(out, "sweep_checkpoint", checkpoint_format)
     fingerprint = run_fingerprint(configs, chunk=chunk, batch_size=batch_size, n=num_samples(train_data))
 
     def target(saved):  # the state of a chunk and the final parameters of every finished chunk
@@ -214,7 +216,7 @@ def sweep(task: Task, train_data, configs: dict, *, epochs: int, batch_size: int
             done_chunk = epoch + 1 == epochs
             if done_chunk and keep_params:
                 params_out.append(to_host(state.params))
-            if ckpt is not None and is_writer():
+            if ckpt is not None and (is_writer() or checkpoint_format == "orbax"):  # orbax: every process
                 save_checkpoint(ckpt, dict(
                     fingerprint=fingerprint, history=history,
                     params={str(i): p for i, p in enumerate(params_out)},
