@@ -15,7 +15,7 @@ rounds with each layer so that both see the same machine state. Rows:
   neurons fire several times);
 * ``dlif T``: :func:`jaxsnn.dlif.simulate` over ``T`` steps of Bernoulli spikes (rate coded), against
   the dense layer applied to the same ``T x batch`` rows (``dense_rows``) as well as to one batch;
-* with spyx installed (a GPU machine with ``pip install spyx``), spyx's LIF step on the same
+* with spyx installed (``pip install spyx``; Flax NNX from 1.0), spyx's LIF layer on the same
   DLIF workload.
 
 Input: each input neuron spikes once with probability ``--density`` (default 0.9) at a time uniform
@@ -99,25 +99,36 @@ def _dlif_case(args, key):
 
 
 def _spyx_case(args, key):
-    """spyx's LIF layer (haiku) on the DLIF workload, or None when spyx is not installed."""
+    """spyx's LIF layer on the DLIF workload (spyx >= 1.0: Flax NNX; older: haiku), or None when
+    spyx is not installed."""
     try:
-        import haiku as hk
         import spyx
     except ImportError:
         return None
     B, n_in, n_out, T = args.batch, args.n_in, args.n_out, args.steps
-    x = (jax.random.uniform(key, (B, T, n_in)) < 0.1).astype(jnp.float32)
+    x = (jax.random.uniform(key, (T, B, n_in)) < 0.1).astype(jnp.float32)  # time-major
+    if hasattr(spyx.nn, "run"):  # spyx 1.x
+        from flax import nnx
 
-    def net(x):
-        core = hk.DeepRNN([hk.Linear(n_out, with_bias=False), spyx.nn.LIF((n_out,))])
-        out, _ = hk.dynamic_unroll(core, x, core.initial_state(x.shape[0]), time_major=False)
-        return out
+        rngs = nnx.Rngs(0)
+        model = spyx.nn.Sequential(nnx.Linear(n_in, n_out, use_bias=False, rngs=rngs),
+                                   spyx.nn.LIF((n_out,), beta=0.95, rngs=rngs))
+        graphdef, params = nnx.split(model)
 
-    model = hk.without_apply_rng(hk.transform(net))
-    params = model.init(key, x)
+        def loss(p, x):
+            return jnp.sum(spyx.nn.run(nnx.merge(graphdef, p), x)[0])
+    else:  # spyx 0.x: haiku
+        import haiku as hk
 
-    def loss(p, x):
-        return jnp.sum(model.apply(p, x))
+        def net(x):
+            core = hk.DeepRNN([hk.Linear(n_out, with_bias=False), spyx.nn.LIF((n_out,))])
+            return hk.dynamic_unroll(core, x, core.initial_state(x.shape[1]), time_major=True)[0]
+
+        model = hk.without_apply_rng(hk.transform(net))
+        params = model.init(key, x)
+
+        def loss(p, x):
+            return jnp.sum(model.apply(p, x))
 
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (params, x)
 
