@@ -355,8 +355,7 @@ def test_multi_spike_raster_counts_and_round_trips():
 
 
 # ----------------------------------------------------------------------------------------------
-# A peer library: Spyx (JAX, Flax NNX). Optional: skipped where spyx is not installed
-# (pip install spyx; it is not in the test extra).
+# A peer library: Spyx (JAX, Flax NNX), in the test extra; skipped where it is not installed.
 # ----------------------------------------------------------------------------------------------
 
 
@@ -364,14 +363,13 @@ def test_dlif_through_spyx_and_back():
     """jaxsnn -> NIR -> Spyx: every neuron's first spike one step later (Spyx fires on the previous
     step's membrane); Spyx -> NIR -> jaxsnn reads Spyx's graph as NIR defines it (docs/nir.md)."""
     snir = pytest.importorskip("spyx.nir")
-    from flax import nnx
 
     x = _raster((20, 4, 5), p=0.4)
     module = nn.DLIFDense(6, reset="zero", beta=0.8, threshold=0.7, use_bias=False)
     params = jax.tree.map(lambda v: 2 * v, module.init(KEY, x)["params"])
     ours = np.asarray(module.apply({"params": params}, x))
     graph = jnir.to_nir(module, params, dt=0.5)
-    _, theirs = snir.from_nir(graph, x.astype(jnp.float32), dt=0.5)
+    spyx_model, theirs = snir.from_nir(graph, x.astype(jnp.float32), dt=0.5)
     theirs = np.asarray(theirs)
 
     def first(s):  # the step of each neuron's first spike, -1 if silent
@@ -383,7 +381,6 @@ def test_dlif_through_spyx_and_back():
     # back: Spyx's own export of the model it built. Spyx writes LIF(tau = dt/(1-beta), r = beta); read
     # as NIR defines it (Euler: the input enters with gain r dt/tau), the weights come back scaled by
     # beta (1 - beta): jaxsnn reads what the graph says, not what Spyx runs
-    spyx_model = snir._build_model(graph, 0.5, nnx.Rngs(0))
     exported = snir.to_nir(spyx_model, {"input": np.array([5])}, {"output": np.array([6])}, dt=0.5)
     assert np.allclose(exported.nodes["layer_1"].r, 0.8)
     back = jnir.from_nir(exported, dt=0.5)
