@@ -36,6 +36,7 @@ from jaxsnn import discretize, dlif, lif, srm
 
 __all__ = ["SRMDense", "SRMMLP", "LIFDense", "LIFMLP", "DLIFDense", "DLIFMLP", "srm_weight_init",
            "uniform_weight_init", "fan_in_uniform_init", "log_threshold_init", "threshold_from_log",
+           "threshold_param",
            "add_bias_spike", "drop_spikes", "chain"]
 
 
@@ -117,8 +118,11 @@ def threshold_from_log(log_threshold: ArrayLike) -> jax.Array:
     return jnp.exp(log_threshold)
 
 
-def _threshold(module: nn.Module, value: float, learn: bool, n: int, dtype=None):
-    """``value``, or with ``learn`` a per-neuron parameter ``log_threshold`` initialised to ``log(value)``."""
+def threshold_param(module: nn.Module, value: float, learn: bool, n: int,
+                    dtype: Optional[Any] = None) -> Union[float, jax.Array]:
+    """``value``, or with ``learn`` a per-neuron parameter ``log_threshold`` initialised to ``log(value)``
+    (:func:`log_threshold_init`), returned as :func:`threshold_from_log` of it. Call inside a compact
+    ``__call__`` of ``module``; ``n`` neurons (or channels)."""
     if not learn:
         return value
     return threshold_from_log(module.param("log_threshold", log_threshold_init(value), (n,), dtype))
@@ -213,7 +217,7 @@ class SRMDense(nn.Module):
             "kernel", srm_weight_init(self.weight_mean, self.weight_std, self.threshold),
             (n_in, self.features),
         )
-        theta = _threshold(self, self.threshold, self.learn_threshold, self.features)
+        theta = threshold_param(self, self.threshold, self.learn_threshold, self.features)
         delays = None
         if self.learn_delays:
             raw = self.param(
@@ -307,7 +311,7 @@ class LIFDense(nn.Module):
         dt = self.dt if dt is None else dt
         n_in = t_in.shape[-2]
         w = self.param("kernel", uniform_weight_init(self.weight_low, self.weight_high), (n_in, self.features))
-        theta = _threshold(self, self.threshold, self.learn_threshold, self.features)
+        theta = threshold_param(self, self.threshold, self.learn_threshold, self.features)
         if self.is_initializing():  # shapes only: no event loop (nor constant folding) at init
             return jnp.full(t_in.shape[:-2] + (self.features, self.max_spikes), jnp.inf, w.dtype)
         return lif.spike_times(t_in, w, tau_syn=self.tau_syn, threshold=theta,
@@ -416,7 +420,7 @@ class DLIFDense(nn.Module):
         beta = self.beta
         if self.learn_beta:
             beta = jnp.clip(self.param("beta", nn.initializers.constant(self.beta), (self.features,), dtype), 0.0, 1.0)
-        threshold = _threshold(self, self.threshold, self.learn_threshold, self.features, dtype)
+        threshold = threshold_param(self, self.threshold, self.learn_threshold, self.features, dtype)
         spikes, membrane = dlif.simulate(inputs, w, beta=beta, threshold=threshold, bias=b, reset=self.reset,
                                          surrogate=self.surrogate, recurrent_weights=v,
                                          detach_reset=self.detach_reset, remat=self.remat, chunk=self.chunk,

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxsnn import conv, discretize
-from jaxsnn.nn import log_threshold_init, srm_weight_init, threshold_from_log, uniform_weight_init
+from jaxsnn.nn import srm_weight_init, threshold_param, uniform_weight_init
 
 __all__ = ["SRMConv", "LIFConv", "MinTimePool", "conv_kernel_init"]
 
@@ -50,8 +50,6 @@ def conv_kernel_init(dense_init: Callable[..., jax.Array], extra_rows: int = 0) 
     return init
 
 
-def _threshold(module: nn.Module, value: float, learn: bool, n: int):
-    return threshold_from_log(module.param("log_threshold", log_threshold_init(value), (n,))) if learn else value
 
 
 class SRMConv(nn.Module):
@@ -100,7 +98,7 @@ class SRMConv(nn.Module):
         if self.bias_time is not None:
             bias = self.param("bias_weights", lambda k, s: dense(k, (math.prod(shape[:3]) + 1, s[0]))[-1],
                               (self.features,))
-        theta = _threshold(self, self.threshold, self.learn_threshold, self.features)
+        theta = threshold_param(self, self.threshold, self.learn_threshold, self.features)
         if self.is_initializing():  # shapes only: no event loop (nor its compilation) at init
             hw = conv.conv_output_shape(t_in.shape[-3:-1], self.kernel_size, self.strides, self.padding)
             return jnp.full(t_in.shape[:-3] + hw + (self.features,), jnp.inf, kernel.dtype)
@@ -150,7 +148,7 @@ class LIFConv(nn.Module):
         dt = self.dt if dt is None else dt
         shape = tuple(self.kernel_size) + (t_in.shape[-2], self.features)
         kernel = self.param("kernel", uniform_weight_init(self.weight_low, self.weight_high), shape)
-        theta = _threshold(self, self.threshold, self.learn_threshold, self.features)
+        theta = threshold_param(self, self.threshold, self.learn_threshold, self.features)
         if self.is_initializing():  # shapes only: no event loop at init
             hw = conv.conv_output_shape(t_in.shape[-4:-2], self.kernel_size, self.strides, self.padding)
             return jnp.full(t_in.shape[:-4] + hw + (self.features, self.max_spikes), jnp.inf, kernel.dtype)
