@@ -377,3 +377,5 @@ def test_delays_closed_form_after_the_last_arrival_equals_the_event_walk(seed):
     np.testing.assert_allclose(np.where(np.isfinite(fast), fast, 0), np.where(np.isfinite(walk), walk, 0), rtol=1e-9)
     for a, b in zip(g_fast, g_walk):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+    # and against finite differences (float64): the closed form's own gradients
+    check_grads(lambda *a: loss(*a, math.inf)[0], args, order=1, modes=["rev"], eps=1e-6, atol=1e-5, rtol=1e-5)
