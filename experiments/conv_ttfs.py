@@ -68,7 +68,11 @@ from experiments.presets import CONV_TTFS, N_CLASSES
 from jaxsnn import data, energy, train
 from jaxsnn.theory import conversion as cv
 
-IMAGE = (28, 28, 1)
+IMAGES = {"cifar10": (32, 32, 3)}  # height, width, channels; every other dataset: 28 x 28 grey
+
+
+def image_shape(dataset: str) -> tuple:
+    return IMAGES.get(dataset, (28, 28, 1))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -112,8 +116,9 @@ def describe(widths, dense, n_classes) -> str:
 
 
 def images(x):
-    """``uint8 [N, 28, 28]`` -> float pixels in ``[0, 1]``, ``[N, 28, 28, 1]``."""
-    return (jnp.asarray(x, jnp.float32) / 255.0)[..., None]
+    """``uint8 [N, H, W]`` or ``[N, H, W, C]`` -> float pixels in ``[0, 1]``, ``[N, H, W, C]``."""
+    x = jnp.asarray(x, jnp.float32) / 255.0
+    return x[..., None] if x.ndim == 3 else x
 
 
 def augment(key, x, shift: int, flip: bool):
@@ -135,7 +140,7 @@ def cross_entropy(logits, y):
         dict(acc=jnp.mean(jnp.argmax(logits, -1) == y))
 
 
-def ann_task(model, *, shift, flip, total_steps):
+def ann_task(model, *, image, shift, flip, total_steps):
     """The CNN's :class:`jaxsnn.train.Task`; traced hyperparameters ``lr, weight_decay, dropout``."""
 
     def loss(params, batch, key, hp):
@@ -152,7 +157,7 @@ def ann_task(model, *, shift, flip, total_steps):
         return optax.adamw(optax.cosine_decay_schedule(hp["lr"], total_steps), weight_decay=hp["weight_decay"],
                            mask=lambda p: jax.tree.map(lambda a: a.ndim > 1, p))
 
-    return train.Task(lambda key, hp: model.init(key, jnp.zeros((1,) + IMAGE)), loss, optimizer, evaluate)
+    return train.Task(lambda key, hp: model.init(key, jnp.zeros((1,) + tuple(image))), loss, optimizer, evaluate)
 
 
 def finetune_task(net: cv.SpikingNetwork, *, shift, flip):
@@ -230,13 +235,13 @@ def run_steps(steps, params, t, visit=None):
     return t
 
 
-def energy_layers(steps, params):
+def energy_layers(steps, params, image):
     """The :class:`jaxsnn.energy.Layer` of every neuron layer of the converted network (its neurons and
     relay; synapses: the in-image taps of a convolution, the reference's and the relay's) and of the
-    ReLU CNN, from the shapes of the operations on one image."""
+    ReLU CNN, from the shapes of the operations on one image of shape ``image [H, W, C]``."""
     shapes, snn, ann = [], [], []
     jax.eval_shape(lambda t: run_steps(steps, params, t, lambda kind, a, b: shapes.append((a.shape[1:], b.shape[1:]))),
-                   jax.ShapeDtypeStruct((1,) + IMAGE, jnp.float32))
+                   jax.ShapeDtypeStruct((1,) + tuple(image), jnp.float32))
     for (kind, k, sub), (s_in, s_out) in zip(steps, shapes):
         n_in, n_out = math.prod(s_in), math.prod(s_out)
         if kind == "conv":
@@ -254,7 +259,7 @@ def energy_layers(steps, params):
 
 
 def conversion_stats(model, net):
-    """A jitted ``(snn_params, ann_variables, images uint8 [B, 28, 28]) -> per-image statistics``
+    """A jitted ``(snn_params, ann_variables, images uint8 [B, H, W(, C)]) -> per-image statistics``
     (compiled once per network: give it to every :func:`evaluate_conversion` of ``net``)."""
     steps = op_steps(net)
 
@@ -299,7 +304,7 @@ def evaluate_conversion(stats, variables, net, x, y, *, batch: int, params=None)
         parts.append({k: np.asarray(v)[:len(x) - i] for k, v in stats(params, variables, xb).items()})
     seconds = timer()
     r = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    snn_layers, ann_layers = energy_layers(op_steps(net), params)
+    snn_layers, ann_layers = energy_layers(op_steps(net), params, images(x[:1]).shape[1:])
     e = energy.snn_energy(snn_layers, r["layer_in"].astype(np.float64), neuron_updates=0,
                           output_spikes=r["out_spikes"].astype(np.float64), max_spikes=1)
     mean = lambda a: float(np.mean(np.asarray(a, np.float64)))  # noqa: E731
@@ -322,10 +327,10 @@ def evaluate_conversion(stats, variables, net, x, y, *, batch: int, params=None)
 
 def main(argv=None):
     p = parser(__doc__.splitlines()[0], script="conv_ttfs", dataset="mnist", epochs=None,
-               out="runs/conv_ttfs/<dataset>", models=("cnn",), datasets=("mnist", "fashion_mnist"))
+               out="runs/conv_ttfs/<dataset>", models=("cnn",), datasets=tuple(CONV_TTFS))
     p.add_argument("--widths", type=positive_int, nargs="+", default=None,
                    help="convolution channels (3x3 SAME, 2x2 max pooling after every second one and the last; "
-                        "at most 8), default: the preset's")
+                        "at most 8 for 28x28 images, 10 for 32x32), default: the preset's")
     p.add_argument("--dense", type=positive_int, nargs="*", default=None,
                    help="hidden dense layer widths (none: flatten straight into the outputs), default: the preset's")
     p.add_argument("--batch-size", type=positive_int, default=None, help="default: the preset's")
@@ -353,8 +358,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     if len(args.seeds) > 1:
         p.error("--seeds: one seed per run (each run converts and evaluates its own network)")
-    if args.widths is not None and len(args.widths) > 8:
-        p.error(f"--widths: at most 8 convolutions (4 poolings of a 28x28 image), got {len(args.widths)}")
+    side = min(image_shape(args.dataset)[:2])
+    if args.widths is not None and side >> -(-len(args.widths) // 2) == 0:  # a pooling after every second one
+        most = 2 * (side.bit_length() - 1)
+        p.error(f"--widths: at most {most} convolutions ({most // 2} poolings of a {side}x{side} image), "
+                f"got {len(args.widths)}")
     settings = dict(CONV_TTFS[args.dataset])
     for k in settings:
         if getattr(args, k, None) is None:
@@ -372,7 +380,8 @@ def _run(args, argv, out, settings):
     widths, dense, seed = tuple(args.widths), tuple(args.dense), args.seeds[0]
     model, name = build_model(widths, dense, N_CLASSES[args.dataset]), describe(widths, dense, N_CLASSES[args.dataset])
     aug = dict(shift=args.shift, flip=args.flip)
-    task = ann_task(model, total_steps=args.epochs * (len(xtr) // args.batch_size), **aug)
+    task = ann_task(model, image=image_shape(args.dataset), total_steps=args.epochs * (len(xtr) // args.batch_size),
+                    **aug)
     hp = dict(lr=args.lr, weight_decay=args.weight_decay, dropout=args.dropout)
     if not args.quiet:
         print(f"{args.dataset}: {name}, {len(xtr)} training / {len(xte)} test images, {args.epochs} epochs -> {out}")

@@ -10,7 +10,7 @@ command (``results/*/result.json``: ``command``) reproduces.
 from __future__ import annotations
 
 # classes per dataset (the datasets of the MNIST-like experiments)
-N_CLASSES = {"mnist": 10, "fashion_mnist": 10, "emnist/balanced": 47}
+N_CLASSES = {"mnist": 10, "fashion_mnist": 10, "emnist/balanced": 47, "cifar10": 10}
 
 # experiments.yinyang: SRM 4(+bias)-120(+bias)-3, TTFS cross-entropy, Adam with cosine decay
 YINYANG = dict(hidden=120, batch_size=50, lr=1e-2, tau=0.2, t_cap=8.0, hinge=1.0, weight_mean=2.0, weight_std=2.0,
@@ -66,4 +66,8 @@ CONV_TTFS = {
                   dropout=0.3, shift=2, flip=False, finetune_lr=1e-5, snn_batch=100),
     "fashion_mnist": dict(widths=(32, 32, 64, 64), dense=(256,), epochs=60, batch_size=128, lr=1e-3,
                           weight_decay=0.05, dropout=0.4, shift=2, flip=True, finetune_lr=1e-5, snn_batch=100),
+    # not run on this project's CPU (a VGG-style net of this size wants a GPU): the loader and the
+    # pipeline are tested on generated files (tests/test_experiments.py)
+    "cifar10": dict(widths=(64, 64, 128, 128, 256, 256), dense=(512,), epochs=100, batch_size=128, lr=1e-3,
+                    weight_decay=0.05, dropout=0.5, shift=4, flip=True, finetune_lr=1e-5, snn_batch=50),
 }

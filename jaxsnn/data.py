@@ -1,14 +1,19 @@
-"""Datasets: the Yin-Yang generator, and MNIST / Fashion-MNIST / EMNIST from official files or tfds.
+"""Datasets: the Yin-Yang generator; MNIST, Fashion-MNIST, EMNIST and CIFAR-10 from official files or tfds.
 
-Image datasets come back as numpy arrays: ``images`` uint8 ``[N, 28, 28]`` (MNIST orientation)
-and ``labels`` int64 ``[N]``. Two sources, chosen with ``source=``:
+Image datasets come back as numpy arrays: ``images`` uint8 ``[N, 28, 28]`` (MNIST orientation;
+CIFAR-10: ``[N, 32, 32, 3]``, height, width, RGB) and ``labels`` int64 ``[N]``. Two sources,
+chosen with ``source=``:
 
-* ``"raw"``: the official IDX ``.gz`` files, read directly and verified against the SHA-256
-  of the official release. No network, no TensorFlow.
+* ``"raw"``: the official files, read directly: the IDX ``.gz`` files of the MNIST family
+  (verified against the SHA-256 of the official release) and CIFAR-10's binary version
+  (``cifar-10-batches-bin/*.bin``, or the archive ``cifar-10-binary.tar.gz`` itself, verified).
+  No network, no TensorFlow.
 * ``"tfds"``: a dataset prepared by tensorflow-datasets in ``array_record`` format, read with
   ``tfds.data_source`` (no TensorFlow needed to read; tensorflow-datasets is the optional extra
   ``[tfds]``). :func:`prepare_tfds` prepares one from the official files offline (preparing needs
-  the ``[prepare]`` extra, i.e. TensorFlow and tensorflow-datasets).
+  the ``[prepare]`` extra, i.e. TensorFlow and tensorflow-datasets); a user with internet may
+  also let tfds download and prepare it (``tfds.builder(name, data_dir=<data_dir>/tfds,
+  file_format="array_record").download_and_prepare()``).
 * ``"auto"`` (default): a prepared tfds dataset if there is one and tensorflow-datasets is
   installed, else the raw files.
 
@@ -24,6 +29,7 @@ import gzip
 import hashlib
 import os
 import pathlib
+import tarfile
 from typing import Iterator, Optional, Sequence, Tuple, Union
 
 import jax
@@ -31,12 +37,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxsnn import _tfds
+
 __all__ = [
     "yinyang",
     "load_yinyang",
     "load_dataset",
     "prepare_tfds",
     "read_idx",
+    "read_cifar10",
     "data_dir",
     "DATASETS",
     "shuffled_batches",
@@ -113,7 +122,7 @@ def load_yinyang(seed: int = 0, n_train: int = 5000,
 # Image datasets from the official IDX files
 # ----------------------------------------------------------------------------------------------
 
-# name -> split -> (images file, labels file); sha256 of the official release where known.
+# name -> split -> official files (IDX: images, labels); sha256 of the official release where known.
 DATASETS = {
     "mnist": {
         "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -131,7 +140,21 @@ for _s in EMNIST_SPLITS:
         for sp in ("train", "test")
     }
 
+# CIFAR-10, binary version (Krizhevsky 2009, "Learning Multiple Layers of Features from Tiny
+# Images"): 5 training batches and 1 test batch of 10000 records, inside cifar-10-batches-bin/ of
+# the official archive. A record is 1 label byte and 3072 pixel bytes (1024 R, 1024 G, 1024 B,
+# each 32 x 32 row-major).
+DATASETS["cifar10"] = {
+    "train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+    "test": ("test_batch.bin",),
+}
+CIFAR10_ARCHIVE = "cifar-10-binary.tar.gz"
+CIFAR10_FOLDER = "cifar-10-batches-bin"
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+IMAGE_SHAPE = {"cifar10": (32, 32, 3)}  # every other dataset: (28, 28)
+
 SHA256 = {
+    ("cifar10", CIFAR10_ARCHIVE): "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
     ("mnist", "train-images-idx3-ubyte.gz"): "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
     ("mnist", "train-labels-idx1-ubyte.gz"): "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
     ("mnist", "t10k-images-idx3-ubyte.gz"): "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
@@ -185,6 +208,43 @@ def read_idx(path: Union[str, os.PathLike]) -> np.ndarray:
     return np.frombuffer(raw, dt, offset=offset).reshape(shape).astype(dt.newbyteorder("="))
 
 
+def read_cifar10(source: Union[str, os.PathLike, bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Read one batch of CIFAR-10's binary version (a path, or the file's bytes).
+
+    Each record is a label byte followed by 3072 pixel bytes, the red, green and blue planes of a
+    32 x 32 image in row-major order (Krizhevsky 2009, the dataset's page).
+
+    Returns:
+      ``(images uint8 [N, 32, 32, 3], labels int64 [N])``, height, width, RGB.
+    """
+    raw = source if isinstance(source, bytes) else pathlib.Path(source).read_bytes()
+    record = 1 + 3 * 32 * 32
+    if len(raw) == 0 or len(raw) % record:
+        what = "the bytes" if isinstance(source, bytes) else str(source)
+        raise ValueError(f"{what}: expected a whole number of {record}-byte CIFAR-10 records, got {len(raw)} bytes")
+    rows = np.frombuffer(raw, np.uint8).reshape(-1, record)
+    labels = rows[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        raise ValueError(f"CIFAR-10 labels: expected 0..9, got {labels.max()}")
+    images = np.ascontiguousarray(rows[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    return images, labels
+
+
+def _cifar10_raw_files(root: pathlib.Path, verify: bool) -> dict:
+    """``{file name: bytes}`` of every official CIFAR-10 batch: from the unpacked folder or the archive."""
+    names = DATASETS["cifar10"]["train"] + DATASETS["cifar10"]["test"]
+    found = {f: _find_raw("cifar10", f, root) or _find_raw("cifar10", f"{CIFAR10_FOLDER}/{f}", root) for f in names}
+    if None not in found.values():
+        return {f: p.read_bytes() for f, p in found.items()}
+    archive = _find_raw("cifar10", CIFAR10_ARCHIVE, root)
+    if archive is None:
+        raise _missing_error("cifar10", "train and test", root, (CIFAR10_ARCHIVE, f"or {CIFAR10_FOLDER}/*.bin"))
+    if verify and _sha256(archive) != SHA256[("cifar10", CIFAR10_ARCHIVE)]:
+        raise ValueError(f"{archive}: SHA-256 does not match the official release of cifar10")
+    with tarfile.open(archive, "r:gz") as tar:
+        return {f: tar.extractfile(f"{CIFAR10_FOLDER}/{f}").read() for f in names}
+
+
 def _find_raw(name: str, fname: str, root: pathlib.Path) -> Optional[pathlib.Path]:
     for folder in (root / name, root / name.replace("/", "_"), root / name.split("/")[0], root):
         if (folder / fname).is_file():
@@ -202,6 +262,10 @@ def _missing_error(name, split, root, files):
 
 
 def _load_raw(name: str, split: str, root: pathlib.Path, verify: bool = True):
+    if name == "cifar10":
+        files = _cifar10_raw_files(root, verify)
+        parts = [read_cifar10(files[f]) for f in DATASETS[name][split]]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     files = DATASETS[name][split]
     paths = [_find_raw(name, f, root) for f in files]
     if any(p is None for p in paths):
@@ -219,96 +283,6 @@ def _load_raw(name: str, split: str, root: pathlib.Path, verify: bool = True):
     return images.astype(np.uint8), labels.astype(np.int64)
 
 
-def _tfds_name(name: str) -> str:
-    """The tfds name of a jaxsnn dataset: they are the same ("mnist", "emnist/balanced", ...)."""
-    return name
-
-
-def _tfds_write_order(split: str, n: int) -> np.ndarray:
-    """Which example of the official file sits at each position of a split written by tfds.
-
-    tfds does not keep the order of the examples: it writes them sorted by the MD5 of
-    ``split + str(key)``, a hash it keeps stable across versions (changing it would reorder
-    every published dataset). The MNIST-family builders use the index in the official file as
-    the key, so this gives back the official order.
-    """
-    order = sorted(range(n), key=lambda i: hashlib.md5(f"{split}{i}".encode()).digest())
-    return np.array(order, np.int64)
-
-
-def _has_tfds() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("tensorflow_datasets") is not None
-
-
-def _import_tfds():
-    """tensorflow_datasets, or an ImportError saying which extra installs it (it is optional)."""
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError as e:
-        raise ImportError('the tfds path of jaxsnn.data needs tensorflow-datasets: pip install "jaxsnn-exact[tfds]" '
-                          '(the raw official files need nothing more: source="raw")') from e
-    return tfds
-
-
-def _load_tfds(name: str, split: str, root: pathlib.Path):
-    """Read a tfds-prepared split as the same arrays as the raw path (official order, MNIST orientation)."""
-    tfds = _import_tfds()
-
-    source = tfds.data_source(_tfds_name(name), split=split, data_dir=str(root / "tfds"), download=False)
-    n = len(source)
-    # One batched read; decoding the PNG of each image (by Pillow or OpenCV) is most of the time.
-    records = source.__getitems__(range(n))
-    images = np.stack([r["image"] for r in records]).reshape(n, 28, 28).astype(np.uint8, copy=False)
-    labels = np.fromiter((r["label"] for r in records), np.int64, count=n)
-    if not source.dataset_info.disable_shuffling:
-        official = np.argsort(_tfds_write_order(split, n))
-        images, labels = images[official], labels[official]
-    if name.startswith("emnist"):
-        # tfds's EMNIST builder stores the images as in the official files, like the raw path reads them
-        images = np.ascontiguousarray(images.transpose(0, 2, 1))
-    return images, labels
-
-
-def _tfds_prepared(name: str, root: pathlib.Path) -> Optional[pathlib.Path]:
-    """The folder of a finished tfds preparation of ``name`` in ``<root>/tfds`` (any version), or None."""
-    import re
-
-    for info in sorted((root / "tfds" / _tfds_name(name)).glob("*/dataset_info.json")):
-        if re.fullmatch(r"\d+\.\d+\.\d+", info.parent.name):  # not tfds's "incomplete.*" folders
-            return info.parent
-    return None
-
-
-def _emnist_builder_from_folder(tfds, folder: pathlib.Path):
-    """tfds's EMNIST builder class, with ``folder`` standing in for its unpacked 562 MB archive.
-
-    The builder asks its download manager for the archive ``gzip.zip`` and then unpacks the
-    four ``.gz`` files of its split from the ``gzip/`` folder inside; here the request for the
-    archive answers ``folder`` (which holds ``gzip/<official files>``) and everything else is
-    left to tfds's download manager.
-    """
-
-    class LocalArchive:
-        def __init__(self, manager):
-            self._manager = manager
-
-        def download_and_extract(self, url):
-            return folder
-
-        def __getattr__(self, attr):
-            return getattr(self._manager, attr)
-
-    class EMNIST(tfds.image_classification.EMNIST, skip_registration=True):
-        name = "emnist"
-
-        def _split_generators(self, dl_manager):
-            return super()._split_generators(LocalArchive(dl_manager))
-
-    return EMNIST
-
-
 def prepare_tfds(name: str, raw_dir: Union[str, os.PathLike],
                  data_dir: Optional[Union[str, os.PathLike]] = None) -> pathlib.Path:
     """Prepare the tfds dataset ``name`` offline from the official files, for ``source="tfds"``.
@@ -320,6 +294,8 @@ def prepare_tfds(name: str, raw_dir: Union[str, os.PathLike],
 
     ``raw_dir`` holds the official ``.gz`` files (directly or in ``<raw_dir>/<name>/``, as for the
     raw path of :func:`load_dataset`); they are checked against the official SHA-256 where known.
+    CIFAR-10: the binary batches (``cifar-10-batches-bin/``) or the official archive
+    ``cifar-10-binary.tar.gz`` (SHA-256 checked), as for the raw path.
     EMNIST: tfds's builder wants the official 562 MB archive ``gzip.zip``. If ``raw_dir`` holds it
     (and not the individual files), it is used as is and tfds checks its checksum; otherwise the
     four files of the requested split (``emnist-<split>-{train,test}-{images,labels}-...gz``) are
@@ -329,7 +305,7 @@ def prepare_tfds(name: str, raw_dir: Union[str, os.PathLike],
     ``pip install "jaxsnn-exact[prepare]"``. Reading the prepared dataset does not.
 
     Args:
-      name: ``"mnist"``, ``"fashion_mnist"`` or ``"emnist/<split>"``.
+      name: ``"mnist"``, ``"fashion_mnist"``, ``"emnist/<split>"`` or ``"cifar10"``.
       raw_dir: folder with the official files.
       data_dir: where to write (``<data_dir>/tfds``); default as for :func:`load_dataset`.
     Returns:
@@ -343,14 +319,15 @@ def prepare_tfds(name: str, raw_dir: Union[str, os.PathLike],
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
     root = globals()["data_dir"](data_dir)
-    done = _tfds_prepared(name, root)
+    done = _tfds.prepared(name, root)
     if done is not None:
         return done
     raw_dir = pathlib.Path(raw_dir).expanduser()
-    emnist = name.startswith("emnist/")
-    found = {f: _find_raw(name, f, raw_dir) for split in ("train", "test") for f in DATASETS[name][split]}
+    emnist, cifar = name.startswith("emnist/"), name == "cifar10"
+    found = {} if cifar else {f: _find_raw(name, f, raw_dir) for sp in ("train", "test") for f in DATASETS[name][sp]}
     archive = raw_dir / "gzip.zip"
     use_archive = emnist and None in found.values() and archive.is_file()
+    batches = _cifar10_raw_files(raw_dir, verify=True) if cifar else None
     if None in found.values() and not use_archive:
         raise FileNotFoundError(
             f"cannot prepare {name}: no\n"
@@ -368,20 +345,27 @@ def prepare_tfds(name: str, raw_dir: Union[str, os.PathLike],
             "preparing a tfds dataset needs TensorFlow (tensorflow-datasets' builders use it to read "
             'and encode the data; reading the result does not): pip install "jaxsnn-exact[prepare]"'
         )
-    tfds = _import_tfds()
+    tfds = _tfds.import_tfds()
 
     out = str(root / "tfds")
     with tempfile.TemporaryDirectory(prefix="jaxsnn-tfds-") as tmp:
         files = pathlib.Path(tmp) / "files"  # links to the official files, where tfds looks for them
         files.mkdir()
-        if use_archive:
+        if cifar:  # the unpacked archive: the batches and the class names
+            (files / CIFAR10_FOLDER).mkdir()
+            for f, raw in batches.items():
+                (files / CIFAR10_FOLDER / f).write_bytes(raw)
+            (files / CIFAR10_FOLDER / "batches.meta.txt").write_text("\n".join(CIFAR10_CLASSES) + "\n")
+            builder_cls = _tfds.builder_from_folder(tfds.image_classification.Cifar10, files)
+            builder = builder_cls(data_dir=out, file_format="array_record")
+        elif use_archive:
             (files / "gzip.zip").symlink_to(archive.resolve())
             builder = tfds.builder(name, data_dir=out, file_format="array_record")
         elif emnist:
             (files / "gzip").mkdir()
             for f, path in found.items():
                 (files / "gzip" / f).symlink_to(path.resolve())
-            builder_cls = _emnist_builder_from_folder(tfds, files)
+            builder_cls = _tfds.builder_from_folder(tfds.image_classification.EMNIST, files)
             builder = builder_cls(config=name.split("/", 1)[1], data_dir=out, file_format="array_record")
         else:
             for f, path in found.items():
@@ -394,19 +378,21 @@ def prepare_tfds(name: str, raw_dir: Union[str, os.PathLike],
 
 def load_dataset(name: str, split: str = "train", *, data_dir: Optional[Union[str, os.PathLike]] = None,
                  source: str = "auto", verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Load MNIST, Fashion-MNIST or an EMNIST split as numpy arrays, offline.
+    """Load MNIST, Fashion-MNIST, an EMNIST split or CIFAR-10 as numpy arrays, offline.
 
     Args:
-      name: ``"mnist"``, ``"fashion_mnist"`` or ``"emnist/<split>"`` with ``<split>`` one of
-        ``balanced, byclass, bymerge, digits, letters, mnist``.
+      name: ``"mnist"``, ``"fashion_mnist"``, ``"emnist/<split>"`` with ``<split>`` one of
+        ``balanced, byclass, bymerge, digits, letters, mnist``, or ``"cifar10"``.
       split: ``"train"`` or ``"test"``.
       data_dir: folder holding the official files (or a ``tfds/`` folder prepared by
         :func:`prepare_tfds`); see the module docstring for the default.
       source: ``"auto"``, ``"raw"`` or ``"tfds"``.
       verify: check the SHA-256 of raw files against the official release (where known).
     Returns:
-      ``(images uint8 [N, 28, 28], labels int64 [N])``. EMNIST images are transposed to the
-      MNIST orientation; labels are those of the official files (EMNIST letters: 1..26).
+      ``(images uint8 [N, 28, 28], labels int64 [N])``; CIFAR-10: images ``[N, 32, 32, 3]``
+      (height, width, RGB), labels 0..9 (:data:`CIFAR10_CLASSES`). EMNIST images are transposed
+      to the MNIST orientation; labels are those of the official files (EMNIST letters: 1..26).
+      The order is that of the official files, from either source.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
@@ -415,13 +401,17 @@ def load_dataset(name: str, split: str = "train", *, data_dir: Optional[Union[st
     if source not in ("auto", "raw", "tfds"):
         raise ValueError(f"source must be 'auto', 'raw' or 'tfds', got {source!r}")
     root = globals()["data_dir"](data_dir)
-    if source == "tfds" or (source == "auto" and _tfds_prepared(name, root) and _has_tfds()):
-        if not _tfds_prepared(name, root):
+    if source == "tfds" or (source == "auto" and _tfds.prepared(name, root) and _tfds.has_tfds()):
+        if not _tfds.prepared(name, root):
             raise FileNotFoundError(
                 f"no tfds-prepared {name} in {root / 'tfds'}; run jaxsnn.data.prepare_tfds("
                 f"{name!r}, raw_dir=..., data_dir={str(root)!r}) first (needs the [prepare] extra)"
             )
-        return _load_tfds(name, split, root)
+        images, labels = _tfds.read(name, split, root, IMAGE_SHAPE.get(name, (28, 28)))
+        if name.startswith("emnist"):
+            # tfds's EMNIST builder stores the images as in the official files, like the raw path reads them
+            images = np.ascontiguousarray(images.transpose(0, 2, 1))
+        return images, labels
     return _load_raw(name, split, root, verify=verify)
 
 

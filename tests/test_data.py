@@ -121,7 +121,7 @@ def test_missing_dataset_error_says_where_to_put_which_files(tmp_path):
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="unknown dataset"):
-        data.load_dataset("cifar10")
+        data.load_dataset("cifar100")
     with pytest.raises(ValueError, match="split"):
         data.load_dataset("mnist", "validation")
     with pytest.raises(ValueError, match="source"):

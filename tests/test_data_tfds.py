@@ -71,6 +71,8 @@ def write_tfds_layout(tfds_dir, name, splits):
         writer = ArrayRecordWriter(str(path), "group_size:1")
         for i in order:
             example = {"image": Image.fromarray(images[i]), "label": int(labels[i])}
+            if "id" in builder.info.features:  # CIFAR: the position in the official files
+                example["id"] = f"{split}_{i:05d}"
             writer.write(builder.info.features.serialize_example(example))
         writer.close()
         size = path.stat().st_size
@@ -93,16 +95,24 @@ def random_split(seed, n, classes=10):
     return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, classes, n).astype(np.int64)
 
 
+def random_cifar(seed, n):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64)
+
+
 def check_reading(tmp):
-    """Round trip through tfds's layout: MNIST (order restored) and EMNIST (also transposed)."""
+    """Round trip through tfds's layout: MNIST (order restored), EMNIST (also transposed), CIFAR-10."""
     tmp = pathlib.Path(tmp)
     mnist = {"train": random_split(0, 40), "test": random_split(1, 15)}
     write_tfds_layout(tmp / "tfds", "mnist", mnist)
     emnist = {"train": random_split(2, 30), "test": random_split(3, 12)}
     write_tfds_layout(tmp / "tfds", "emnist/digits", emnist)
+    cifar = {"train": random_cifar(4, 25), "test": random_cifar(5, 9)}
+    write_tfds_layout(tmp / "tfds", "cifar10", cifar)
     for name, splits, to_mnist_orientation in (
         ("mnist", mnist, lambda x: x),
         ("emnist/digits", emnist, lambda x: x.transpose(0, 2, 1)),
+        ("cifar10", cifar, lambda x: x),
     ):
         for split, (images, labels) in splits.items():
             got_images, got_labels = data.load_dataset(name, split, data_dir=tmp, source="tfds")

@@ -87,6 +87,25 @@ def test_conv_ttfs_script_converts_exactly_and_fine_tunes(tmp_path, shared_data)
     assert recorded() == before
 
 
+def test_conv_ttfs_script_runs_on_cifar10_files(tmp_path):
+    """The CIFAR-10 path end to end (32x32 RGB images), on generated files in the official format."""
+    from test_data_cifar import generated_cifar, write_folder
+
+    from experiments import conv_ttfs
+
+    write_folder(tmp_path / "data", generated_cifar(seed=3, per_batch=8, n_test=12))
+    out = tmp_path / "out"
+    conv_ttfs.main(["--dataset", "cifar10", "--epochs", "1", "--widths", "2", "--dense", "--batch-size", "8",
+                    "--snn-batch", "6", "--quiet", "--data-dir", str(tmp_path / "data"), "--out", str(out)])
+    saved = json.loads((out / "result.json").read_text())
+    c = saved["conversion"]
+    assert saved["model"] == "ReLU CNN c2-p-d10" and saved["n_train"] == 50 and c["n_test"] == 12
+    assert c["agreement"] == 1.0 and c["input_spikes"] == 32 * 32 * 3
+    assert c["neurons"] == 32 * 32 * 2 + 16 * 16 * 2 + 10 + 3
+    with pytest.raises(SystemExit):  # 11 convolutions would pool a 32x32 image 6 times
+        conv_ttfs.main(["--dataset", "cifar10", "--widths"] + ["2"] * 11)
+
+
 # snapshot: a tool, not an experiment; common, presets: shared code and settings
 SCRIPTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py")
                  if p.stem not in ("__init__", "common", "presets", "snapshot"))
