@@ -40,7 +40,6 @@ Run from the repository root (output in ``runs/conv_ttfs/<dataset>``, presets in
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import time
 
@@ -214,39 +213,28 @@ def epoch_seconds(history) -> list:
 NEURON_OPS = ("conv", "dense", "clamp")  # each adds its neurons and one relay neuron
 
 
-def op_steps(net: cv.SpikingNetwork) -> list:
-    """The converted network one operation at a time: ``(kind, parameter index or None, network of
-    that operation alone)``, so that every layer's spike times can be read (same library code)."""
-    steps, k = [], 0
-    for op in net.ops:
-        affine = op[0] in ("conv", "dense")
-        steps.append((op[0], k if affine else None, dataclasses.replace(net, ops=(op,), params=())))
-        k += affine
-    return steps
+def layer_times(net: cv.SpikingNetwork, params, t_in):
+    """``[(op, t_in, t_out)]`` for every operation ``op`` of the converted network
+    (:meth:`~jaxsnn.theory.conversion.SpikingNetwork.spike_times` with ``return_layers``)."""
+    _, outs = net.spike_times(params, t_in, return_layers=True)
+    return list(zip(net.ops, (t_in,) + outs[:-1], outs))
 
 
-def run_steps(steps, params, t, visit=None):
-    """The output spike times, calling ``visit(kind, t_in, t_out)`` after every operation."""
-    for kind, k, sub in steps:
-        t_out = sub.spike_times(() if k is None else (params[k],), t)
-        if visit is not None:
-            visit(kind, t, t_out)
-        t = t_out
-    return t
-
-
-def energy_layers(steps, params, image):
+def energy_layers(net: cv.SpikingNetwork, params, image):
     """The :class:`jaxsnn.energy.Layer` of every neuron layer of the converted network (its neurons and
     relay; synapses: the in-image taps of a convolution, the reference's and the relay's) and of the
     ReLU CNN, from the shapes of the operations on one image of shape ``image [H, W, C]``."""
-    shapes, snn, ann = [], [], []
-    jax.eval_shape(lambda t: run_steps(steps, params, t, lambda kind, a, b: shapes.append((a.shape[1:], b.shape[1:]))),
-                   jax.ShapeDtypeStruct((1,) + tuple(image), jnp.float32))
-    for (kind, k, sub), (s_in, s_out) in zip(steps, shapes):
+    snn, ann = [], []
+    shapes = jax.eval_shape(lambda t: [(a, b) for _, a, b in layer_times(net, params, t)],
+                            jax.ShapeDtypeStruct((1,) + tuple(image), jnp.float32))
+    index = np.cumsum([op[0] in ("conv", "dense") for op in net.ops]) - 1  # of each op's parameters
+    for op, k, (t_in, t_out) in zip(net.ops, index, shapes):
+        kind, k = op[0], int(k)
+        s_in, s_out = t_in.shape[1:], t_out.shape[1:]
         n_in, n_out = math.prod(s_in), math.prod(s_out)
         if kind == "conv":
             kh, kw, c, o = params[k]["kernel"].shape
-            if kh != kw or kh % 2 == 0 or sub.ops[0][1:3] != ((1, 1), "SAME"):
+            if kh != kw or kh % 2 == 0 or op[1:3] != ((1, 1), "SAME"):
                 raise ValueError("the synapse count assumes square, odd, stride-1 SAME convolutions")
             ann.append(energy.conv2d(s_in[0], s_in[1], c, o, kh, padding=kh // 2))
             snn.append(energy.Layer("conv", n_in + 1, n_out + 1, ann[-1].synapses + n_out + 1, ann[-1].params + o))
@@ -261,7 +249,6 @@ def energy_layers(steps, params, image):
 def conversion_stats(model, net):
     """A jitted ``(snn_params, ann_variables, images uint8 [B, H, W(, C)]) -> per-image statistics``
     (compiled once per network: give it to every :func:`evaluate_conversion` of ``net``)."""
-    steps = op_steps(net)
 
     def count(b):  # per image
         return jnp.sum(b, axis=tuple(range(1, b.ndim)))
@@ -271,8 +258,8 @@ def conversion_stats(model, net):
         x = images(x)
         z_ann = model.apply(variables, x)
         into, out, neurons, active, relu_units = [], [], [], [], []
-
-        def visit(kind, t_in, t_out):
+        for op, t_in, t_out in layer_times(net, params, net.encode(x)):
+            kind = op[0]
             if kind in NEURON_OPS:  # spikes into the layer (+ its reference) and out of it (+ its relay)
                 into.append(count(jnp.isfinite(t_in)) + 1)
                 out.append(count(jnp.isfinite(t_out)) + 1)
@@ -281,7 +268,7 @@ def conversion_stats(model, net):
                 active.append(count(t_out > 0))
                 relu_units.append(math.prod(t_out.shape[1:]))
 
-        t = run_steps(steps, params, net.encode(x), visit)
+        t = t_out  # of the last operation: the output layer
         z = net.decode(t)
         return dict(ann_pred=jnp.argmax(z_ann, -1), snn_pred=jnp.argmax(z, -1), max_err=jnp.max(jnp.abs(z - z_ann), -1),
                     spikes=sum(out), active=sum(active) / max(sum(relu_units), 1), layer_in=jnp.stack(into, -1),
@@ -304,7 +291,7 @@ def evaluate_conversion(stats, variables, net, x, y, *, batch: int, params=None)
         parts.append({k: np.asarray(v)[:len(x) - i] for k, v in stats(params, variables, xb).items()})
     seconds = timer()
     r = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    snn_layers, ann_layers = energy_layers(op_steps(net), params, images(x[:1]).shape[1:])
+    snn_layers, ann_layers = energy_layers(net, params, images(x[:1]).shape[1:])
     e = energy.snn_energy(snn_layers, r["layer_in"].astype(np.float64), neuron_updates=0,
                           output_spikes=r["out_spikes"].astype(np.float64), max_spikes=1)
     mean = lambda a: float(np.mean(np.asarray(a, np.float64)))  # noqa: E731

@@ -71,3 +71,8 @@ CONV_TTFS = {
     "cifar10": dict(widths=(64, 64, 128, 128, 256, 256), dense=(512,), epochs=100, batch_size=128, lr=1e-3,
                     weight_decay=0.05, dropout=0.5, shift=4, flip=True, finetune_lr=1e-5, snn_batch=50),
 }
+
+# experiments.conv_srm_direct: SRM convolutions (5x5 SAME, bias spike, each with 2x2 min-time pooling)
+# and a dense SRM output layer, trained directly with the exact spike-time gradients
+CONV_SRM_DIRECT = dict(widths=(16, 32), kernel=5, batch_size=64, lr=1e-3, tau=0.2, t_cap=8.0, clip=1.0, dropout=0.1,
+                       epochs=10)

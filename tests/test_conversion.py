@@ -84,6 +84,22 @@ def test_conversion_of_a_dense_net_and_jit_vmap():
     np.testing.assert_allclose(f(net.params, x), ref, rtol=1e-10, atol=1e-10)
 
 
+def test_every_layers_spike_times_code_the_relu_networks_values():
+    rng = np.random.default_rng(7)
+    dense = [(rnd(rng, 3, 8), rng.standard_normal(8)), (rnd(rng, 8, 2), rng.standard_normal(2))]
+    net = cv.convert(dense, (-0.5, 1.5))
+    x = rng.uniform(-0.5, 1.5, (30, 3))
+    t, layers = net.spike_times(net.params, net.encode(x), return_layers=True)
+    z = x @ dense[0][0] + dense[0][1]
+    assert [op[0] for op in net.ops] == ["dense", "clamp", "dense"] and len(layers) == 3
+    assert (z > 0).any() and (z < 0).any()
+    np.testing.assert_allclose(layers[0], 1.0 - z, atol=1e-10)  # an affine layer: z = 1 - t
+    np.testing.assert_allclose(layers[1], np.maximum(z, 0.0), atol=1e-10)  # after the clamp: t = max(0, z)
+    np.testing.assert_allclose(1.0 - layers[2], numpy_relu_dense(dense, x), atol=1e-10)
+    np.testing.assert_array_equal(layers[-1], t)
+    np.testing.assert_array_equal(t, net.spike_times(net.params, net.encode(x)))
+
+
 def test_conversion_in_float32():
     rng = np.random.default_rng(6)
     layers = small_net(rng)

@@ -106,6 +106,25 @@ def test_conv_ttfs_script_runs_on_cifar10_files(tmp_path):
         conv_ttfs.main(["--dataset", "cifar10", "--widths"] + ["2"] * 11)
 
 
+def test_conv_srm_direct_script_trains_the_spiking_conv_net_and_resumes(tmp_path, shared_data):
+    from experiments import conv_srm_direct
+
+    args = ["--limit", "64", "--test-limit", "40", "--widths", "2", "--kernel", "3", "--batch-size", "32",
+            "--quiet", "--data-dir", str(shared_data), "--out", str(tmp_path)]
+    conv_srm_direct.main(args + ["--epochs", "1"])
+    first = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    result = conv_srm_direct.main(args + ["--epochs", "2"])  # resumes after epoch 1
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and lines[0] == first[0] and json.loads(lines[1])["epoch"] == 2
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["model"] == "SRM conv c2-p-d10, exact gradients" and saved["n_train"] == 64
+    assert saved["summary"]["test_acc"] == result["summary"]["test_acc"] and len(saved["seconds_per_epoch"]) == 2
+    # hidden spikes: at most one per neuron of the 28x28x2 convolution
+    assert 0 < saved["summary"]["test_spikes_hidden"]["mean"] <= 28 * 28 * 2
+    with pytest.raises(SystemExit):
+        conv_srm_direct.main(["--widths", "2", "2", "2", "2", "2"])
+
+
 # snapshot: a tool, not an experiment; common, presets: shared code and settings
 SCRIPTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py")
                  if p.stem not in ("__init__", "common", "presets", "snapshot"))

@@ -58,7 +58,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -221,9 +221,15 @@ class SpikingNetwork:
                            "conversion is exact", f"values in [{xn.min()}, {xn.max()}]")
         return x - jnp.asarray(self.shift, x.dtype)
 
-    def spike_times(self, params: Sequence[dict], t_in: ArrayLike) -> jax.Array:
-        """Output spike times (each layer's times after its reference spike) for input times ``t_in``."""
-        t, k = jnp.asarray(t_in), 0
+    def spike_times(self, params: Sequence[dict], t_in: ArrayLike, *,
+                    return_layers: bool = False) -> Union[jax.Array, tuple[jax.Array, tuple]]:
+        """Output spike times (each layer's times after its reference spike) for input times ``t_in``.
+
+        With ``return_layers``: ``(t, layers)``, ``layers[k]`` the spike times after ``ops[k]`` (one
+        entry per operation, pooling and flattening included; ``layers[-1]`` is ``t``), e.g. to
+        count the spikes of every layer.
+        """
+        t, k, layers = jnp.asarray(t_in), 0, []
         for op in self.ops:
             if op[0] == "clamp":
                 t = clamp(t) - 1.0  # measured from the clamp layer's relay (time 1)
@@ -241,7 +247,8 @@ class SpikingNetwork:
                     w = jnp.concatenate([p["kernel"], p["ref_weights"][None]], axis=0)
                     t = srm.first_spike_times(jnp.concatenate([t, ref], axis=-1), w, p["threshold"])
                 t = t - op[-1]  # measured from the relay spike, the next reference
-        return t
+            layers.append(t)
+        return (t, tuple(layers)) if return_layers else t
 
     def decode(self, t: ArrayLike) -> jax.Array:
         """Values ``z = 1 - t`` of the last layer."""
