@@ -59,6 +59,7 @@ from experiments.common import (
     non_negative_int,
     output_folder,
     parser,
+    plot_history,
     positive_float,
     positive_int,
     write_json,
@@ -381,6 +382,7 @@ def _run(args, argv, out, settings):
     result = dict(dataset=args.dataset, model=name, settings=settings, seed=seed, n_train=len(xtr),
                   n_test=len(xte), epochs=args.epochs, history=run.history,
                   seconds_per_epoch=epoch_seconds(run.history), command=command("conv_ttfs", argv))
+    plot_history([dict(seed=seed, history=run.history)], out / "accuracy.png", title=f"{args.dataset}, {name}")
     # the time scales of the converted layers (SpikingNetwork.latency) reach 1e5-1e6: float32 spike times
     # lose the exactness (measured: 98.9 % agreement, output errors up to 0.27), float64 keeps it
     with jax.enable_x64(args.snn_dtype == "float64"):

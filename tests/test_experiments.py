@@ -75,7 +75,8 @@ def test_conv_ttfs_script_converts_exactly_and_fine_tunes(tmp_path, shared_data)
     # every neuron of the construction fires once: 28x28x4 affine, 14x14x4 clamp, 10 output neurons, 3 relays
     assert c["neurons"] == 28 * 28 * 4 + 14 * 14 * 4 + 10 + 3 and c["spikes_per_neuron"] == 1.0
     assert 0.0 <= c["relu_active_fraction"] <= 1.0 and c["latency"] > 0 and c["input_spikes"] == 784
-    for f in ("metrics.jsonl", "checkpoint.msgpack", "finetune_ann1/metrics.jsonl", "finetune_ann1/checkpoint.msgpack"):
+    for f in ("metrics.jsonl", "checkpoint.msgpack", "accuracy.png", "finetune_ann1/metrics.jsonl",
+              "finetune_ann1/checkpoint.msgpack"):
         assert (out / f).exists(), f
     # a rerun resumes the trained CNN and converts it with bounds measured on the training images, in float32
     conv_ttfs.main(["--epochs", "1", "--train-limit", "256", "--test-limit", "128", "--widths", "4", "--dense",
