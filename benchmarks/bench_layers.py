@@ -13,6 +13,11 @@ rounds with each layer so that both see the same machine state. Rows:
 * ``lif single``: :func:`jaxsnn.lif.spike_times` with ``max_spikes = 1`` (Fast & Deep);
 * ``lif multi K``: ``max_spikes = K`` for K in ``--ks`` (Bacho & Chu; threshold lowered so the
   neurons fire several times);
+* ``... 8-bit times``: the same LIF layers with the input times on 256 levels of the window, as
+  pixel-coded images have them (events at one time are one step of the walk);
+* ``lif walk floor``: not a library function: the least any exact event walk does, forward only:
+  per event one weight row gathered, two multiply-adds and a threshold test for every neuron
+  (no crossing solve, no backward). The LIF rows cannot get below it by a better walk;
 * ``dlif T``: :func:`jaxsnn.dlif.simulate` over ``T`` steps of Bernoulli spikes (rate coded), against
   the dense layer applied to the same ``T x batch`` rows (``dense_rows``) as well as to one batch;
 * with spyx installed (``pip install spyx``; Flax NNX from 1.0), spyx's LIF layer on the same
@@ -72,18 +77,43 @@ def _layer_cases(args, key):
 
         return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (w_srm, t_in)
 
-    def lif_case(K, threshold):
+    def lif_case(K, threshold, t=t_in):
         def loss(w, x):
             return _finite_sum(lif.spike_times(x, w, tau_syn=0.13, threshold=threshold, max_spikes=K, t_max=0.2))
 
-        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (w_lif, t_in[..., None])
+        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (w_lif, t[..., None])
 
     # "srm": threshold 1, the neurons fire after their last input; "srm early": threshold 0.05, about
     # 3 in 4 fire while inputs still arrive (the harder case for the fast path, see jaxsnn.srm_ramp)
     cases = [("srm", srm_case()), ("srm early", srm_case(0.05)), ("srm+delays", srm_case(delays=delays)),
              ("lif single", lif_case(1, 0.7))]
     cases += [(f"lif multi K={k}", lif_case(k, 0.2)) for k in args.ks]
+    t_8bit = jnp.round(t_in / 0.1 * 255.0) / 255.0 * 0.1  # inf stays inf
+    cases += [("lif single 8-bit times", lif_case(1, 0.7, t_8bit)),
+              (f"lif multi K={max(args.ks)} 8-bit times", lif_case(max(args.ks), 0.2, t_8bit)),
+              ("lif walk floor", _walk_floor(w_lif, t_in))]
     return cases, (w_srm, x_dense)
+
+
+def _walk_floor(w, t_in):
+    """The minimal forward event walk (see the module docstring), on the events of ``t_in``."""
+    order = jnp.argsort(t_in, axis=1)
+    t_sorted = jnp.take_along_axis(t_in, order, axis=1)
+
+    def walk(w, t_sorted, order):
+        e1 = jnp.where(jnp.isfinite(t_sorted), jnp.exp(t_sorted / 0.26), 0.0).T  # [E, B]
+        x = jnp.where(jnp.isfinite(t_sorted), jnp.exp(-t_sorted / 0.26), 0.0).T
+
+        def body(e, carry):
+            a, c, fired = carry
+            row = w[order[:, e]]
+            a, c = a + row * e1[e][:, None], c + row * (e1[e] * e1[e])[:, None]
+            return a, c, fired | (a * x[e][:, None] - c * (x[e] * x[e])[:, None] >= 0.7)
+
+        z = jnp.zeros((t_sorted.shape[0], w.shape[1]), w.dtype)
+        return jax.lax.fori_loop(0, t_sorted.shape[1], body, (z, z, z > 0))[2]
+
+    return jax.jit(walk), (w, t_sorted, order)
 
 
 def _dlif_case(args, key):

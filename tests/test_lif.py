@@ -410,16 +410,21 @@ def test_unsorted_slots_are_rejected():
 
 @pytest.mark.parametrize("ratio", [2, 1])
 @pytest.mark.parametrize("t_max", [0.35, np.inf])
-def test_first_spike_path_matches_the_general_event_loop(ratio, t_max):
+@pytest.mark.parametrize("k_in", [3, 1])
+def test_first_spike_path_matches_the_general_event_loop(ratio, t_max, k_in):
     # max_spikes = 1 runs its own loop (no inner spike loop, crossings solved after the loop);
     # the first column of the general multi-spike loop is the same spike with the same gradient
-    # (a later spike does not move an earlier one)
+    # (a later spike does not move an earlier one). k_in = 1: times on a grid, so events tie
+    # (both loops take a sample's events at one time as one step)
     rng = np.random.default_rng(40 + ratio)
-    B, n_in, k_in, n = 6, 30, 3, 12
+    B, n_in, n = 6, 30 * (4 - k_in), 12
     t_in = np.sort(rng.uniform(0.0, 0.3, (B, n_in, k_in)), axis=-1)
+    if k_in == 1:
+        t_in = np.round(t_in / 0.02) * 0.02
+        assert len(np.unique(t_in[0])) < n_in // 3
     t_in = np.where(rng.random((B, n_in, k_in)) < 0.3, np.inf, t_in)
     t_in = np.sort(t_in, axis=-1)
-    w = rng.normal(0.15, 0.3, (n_in, n))
+    w = rng.normal(0.15 if k_in == 3 else 0.06, 0.3, (n_in, n))
     theta = rng.uniform(0.05, 0.15, n)
     a = rng.normal(size=(B, n))
     kw = dict(tau_ratio=ratio, t_max=t_max)

@@ -37,10 +37,11 @@ events; in a wide layer this loop runs only on the blocks of neurons that cross,
 small array). After the last event each neuron runs on to ``t_max``. There is no time grid: spike
 times are exact up to floating point. Only the test for a crossing runs on every event; square
 roots and logarithms are evaluated when some neuron fires. With ``max_spikes = 1`` a neuron's
-first crossing ends its part, so that loop has no inner loop at all: each neuron's state is
+first crossing ends its part, so that loop has no spike loop at all: each neuron's state is
 frozen at the event after which it crosses, and the crossings are solved once, after the loop.
 That loop also stops as soon as every neuron of every sample has fired (the later events cannot
-change a first spike), and its backward walk stops at the last spike of each sample.
+change a first spike), and its backward walk stops at the last spike of each sample; both take
+a sample's tied events (one spike per input neuron) as one step, as the general loop does.
 Narrow layers (a few neurons, many input events: an output layer) walk the events in chunks
 instead: a round runs each sample's next events, unrolled, up to the first one after which some
 neuron crosses, and the backward pass takes a chunk of events at once (a binary search finds

@@ -130,44 +130,60 @@ def spike_adjoints_discrete(ratio, t_q, star, imm, slopes, g, prm: Params, estim
 def event_grads_first(ratio, w, prm, times_e, order, k_in, t_out, nu, with_t_in=True):
     """:func:`event_grads` for one spike per neuron (suffix sums ``psi1 = nu``, ``psi2 = nu``
     for ``r = 2`` and 0 for ``r = 1``): every event before a neuron's spike contributes, and
-    the loop body needs no inner loop. ``t_out`` and ``nu`` are ``[B, n]``."""
+    the loop body needs no inner loop over spikes. ``t_out`` and ``nu`` are ``[B, n]``. Inputs
+    with one spike per neuron (``k_in = 1``) take a sample's events at one time as one step:
+    the kernel terms are computed once per time and only the rows are added one by one."""
     B, n = t_out.shape
     E = times_e.shape[1] - 1
     tau_m = prm.tau_m
-    te, se = times_e, source(order, k_in)
     tk, q = t_out, nu
+    ties = k_in == 1
+    p0, read, move = event_cursor(times_e, order, k_in, ties)
+    rows = jnp.arange(B)
 
-    def sub_step(j, dw, d_tin):
-        t_e, src = te[:, j][:, None], se[:, j]
-        live = (tk > t_e) & jnp.isfinite(tk)  # spikes at t_e were caused before the event
-        gap = jnp.where(live, tk - t_e, 0.0)
+    def add(p, here, g_w, g_t, dw, d_tin):  # the terms of each sample's event at its pointer p
+        src = read(p)[1]
+        dw = dw.at[src].add(jnp.where(here[:, None], g_w, 0.0))
+        if with_t_in:  # a sample without an event there writes out of bounds: dropped
+            d_tin = d_tin.at[rows, jnp.where(here, p, E)].set(jnp.sum(w[src] * g_t, axis=1), mode="drop")
+        return dw, d_tin
+
+    def body(carry):
+        p, dw, d_tin = carry
+        t_e = read(p)[0]
+        here = jnp.isfinite(t_e)
+        live = (tk > t_e[:, None]) & jnp.isfinite(tk)  # spikes at t_e were caused before the event
+        gap = jnp.where(live, tk - t_e[:, None], 0.0)
         d = jnp.where(live, jnp.exp(-gap / tau_m), 0.0)
         p_m = d * q
         if ratio == 2:  # kappa(s) = tau_m (e^{-s/tau_m} - e^{-s/tau_s}), e^{-s/tau_s} = d^2
             g_w, g_t = tau_m * (p_m - d * p_m), p_m - 2.0 * d * p_m
         else:  # kappa(s) = s e^{-s/tau}
             g_w, g_t = gap * p_m, gap * p_m / tau_m - p_m
-        dw = dw.at[src].add(g_w)
-        if with_t_in:
-            d_tin = d_tin.at[:, j].set(jnp.sum(w[src] * g_t, axis=1))
-        return dw, d_tin
+        dw, d_tin = add(p, here, g_w, g_t, dw, d_tin)
+        p = move(p, here)
+        if ties:
+            def same(p):
+                return here & (read(p)[0] == t_e)
+
+            def tie_body(c):
+                p, dw, d_tin = c
+                m = same(p)
+                return (move(p, m),) + add(p, m, g_w, g_t, dw, d_tin)
+
+            p, dw, d_tin = jax.lax.while_loop(lambda c: jnp.any(same(c[0])), tie_body, vary_like((p, dw, d_tin)))
+        return p, dw, d_tin
 
     # an event at or after a sample's last spike contributes nothing: stop when no sample has
     # an event before its last spike (inputs are sorted, so the rest of the events are later)
     last = jnp.max(jnp.where(jnp.isfinite(tk), tk, -jnp.inf), axis=1)
 
     def cond(carry):
-        e = carry[0]
-        return (e < E) & jnp.any(te[:, e] < last)
+        return jnp.any(read(carry[0])[0] < last)
 
-    def body(carry):
-        e, dw, d_tin = carry
-        return (e + 1,) + sub_step(e, dw, d_tin)
-
-    init = (jnp.int32(0), jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
+    init = (p0, jnp.zeros_like(w), jnp.zeros((B, E), w.dtype))
     _, dw, d_tin = jax.lax.while_loop(cond, body, vary_like(init, w, prm, times_e))
     return dw, unsort(d_tin, times_e, order) if with_t_in else None
-
 
 
 def event_grads(ratio, w, prm, times_e, order, k_in, table, with_t_in=True, ties=False):

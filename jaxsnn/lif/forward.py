@@ -172,8 +172,7 @@ def forward_first(t_flat, w, prm: Params, ratio, k_in, config: Config):
     """
     B, n = t_flat.shape[0], w.shape[1]
     times_e, order = sorted_events(t_flat, prm.t_max, k_in, config)
-    E = times_e.shape[1] - 1
-    te, se = times_e, source(order, k_in)  # short names for the loop
+    te = times_e
     theta, tau_m = prm.theta, prm.tau_m
     zeros = jnp.zeros((B, n), w.dtype)
     empty = 1.0 if ratio == 2 else 0.0
@@ -186,33 +185,36 @@ def forward_first(t_flat, w, prm: Params, ratio, k_in, config: Config):
             return jnp.where(jnp.isfinite(end), jnp.exp(-(jnp.where(jnp.isfinite(end), end, t_e) - t_e) / tau_m), 0.0)
         return jnp.where(jnp.isfinite(end), (jnp.where(jnp.isfinite(end), end, t_e) - t_e) / tau_m, jnp.inf)
 
-    def sub_step(j, carry):
-        # a neuron's (u, c) freeze at the event after which it first crosses (e_at >= 0 from
-        # then on): only the event index depends on the crossing test, so XLA does not copy the
-        # test into the fusion of every carried array
-        u, c, span, e_at = carry
-        t_e, t_next = te[:, j][:, None], te[:, j + 1][:, None]
-        here = jnp.isfinite(t_e)
+    jump = tau_m * w  # an input spike's jump of c = tau_m i
+    # inputs with one spike per neuron (encoded data) often tie: their events at one time are one
+    # step, as in forward (the crossing test then runs once per distinct time, not per event)
+    ties = k_in == 1
+    p0, read, move = event_cursor(times_e, order, k_in, ties)
+
+    def body(carry):
+        # a neuron's (u, c) freeze at the step after which it first crosses (e_at >= 0 from then
+        # on: the index of that step's last event); only the event index depends on the crossing
+        # test, so XLA does not copy the test into the fusion of every carried array
+        p, (u, c, span, e_at) = carry
+        t_e = read(p)[0]
+        here = jnp.isfinite(t_e)[:, None]
         u1, c1 = advance(ratio, u, c, span)
-        c1 = c1 + tau_m * w[se[:, j]]
-        span1 = jnp.where(here, interval(t_e, t_next), empty)
+        p, c1 = add_rows(read, move, jump, p, here[:, 0], t_e, c1, ties)
+        span1 = jnp.where(here, interval(t_e[:, None], read(p)[0][:, None]), empty)
         live = here & (e_at < 0)
         cross = crossing(ratio, u1, c1, span1, theta, live)
-        return jnp.where(live, u1, u), jnp.where(live, c1, c), span1, jnp.where(cross, j, e_at)
+        last = jnp.broadcast_to(p - 1, (B,))[:, None]
+        return p, (jnp.where(live, u1, u), jnp.where(live, c1, c), span1, jnp.where(cross, last, e_at))
 
     def cond(carry):
         # stop at the end of the events, or as soon as every neuron of every sample that still
         # has events has fired: later events cannot change a first spike
-        e, (_, _, _, e_at) = carry
+        p, (_, _, _, e_at) = carry
         waiting = jnp.any(e_at < 0, axis=1)
-        return (e < E) & jnp.any(jnp.isfinite(te[:, e]) & waiting)
-
-    def body(carry):
-        e, state = carry
-        return e + 1, sub_step(e, state)
+        return jnp.any(jnp.isfinite(read(p)[0]) & waiting)
 
     init = (zeros, zeros, jnp.full((B, 1), empty, w.dtype), jnp.full((B, n), -1, jnp.int32))
-    _, (u_at, c_at, _, e_at) = jax.lax.while_loop(cond, body, vary_like((jnp.int32(0), init), t_flat, w))
+    _, (u_at, c_at, _, e_at) = jax.lax.while_loop(cond, body, vary_like((p0, init), t_flat, w))
     fired = e_at >= 0
     e_at = jnp.maximum(e_at, 0)
     anchor = jnp.take_along_axis(te, e_at, axis=1)
