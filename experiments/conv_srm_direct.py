@@ -11,8 +11,10 @@ times (:func:`jaxsnn.conv.srm_conv`, :func:`jaxsnn.srm.first_spike_times`):
   each followed by a 2x2 min-time pooling (the earliest spike of each window, i.e. max pooling of
   the values), then flattening and a dense SRM layer of 10 output neurons (bias spike at 0).
 * The class is the output neuron that fires first; the loss is the TTFS cross-entropy
-  (:func:`jaxsnn.losses.ttfs_cross_entropy`) with temperature ``--tau``; Adam with cosine decay
-  and gradient clipping, hidden spike dropout; :func:`jaxsnn.train.fit` (checkpoint and
+  (:func:`jaxsnn.losses.ttfs_cross_entropy`) with temperature ``--tau`` plus ``--hinge`` times
+  the weight-sum hinge (:func:`jaxsnn.losses.weight_sum_hinge`, Mostafa 2018) of every layer, which
+  keeps every neuron able to fire; Adam with cosine decay and gradient clipping, hidden spike
+  dropout; :func:`jaxsnn.train.fit` (checkpoint and
   ``metrics.jsonl`` after every epoch, resumable; one line per epoch on stdout).
 
 Run from the repository root (output in ``runs/conv_srm_direct/<dataset>``; presets in
@@ -35,6 +37,8 @@ from experiments.common import (
     dropout_rate,
     input_spikes,
     interruptible,
+    kernels,
+    non_negative_float,
     output_folder,
     parser,
     plot_history,
@@ -71,7 +75,7 @@ class ConvSRM(fnn.Module):
 
 
 def make_task(*, widths, kernel, dropout, clip, total_steps):
-    """The task; traced hyperparameters ``lr, tau, t_cap``."""
+    """The task; traced hyperparameters ``lr, tau, t_cap, hinge``."""
     model = ConvSRM(tuple(widths), kernel, dropout=dropout)
 
     def stats(t, hidden, y):
@@ -82,7 +86,10 @@ def make_task(*, widths, kernel, dropout, clip, total_steps):
         x, y = batch
         t, hidden = model.apply(params, x, train=True, rngs={"dropout": key})
         ce = losses.ttfs_cross_entropy(t, y, temperature=hp["tau"], t_cap=hp["t_cap"], cap="hard")
-        return ce, stats(t, hidden, y)
+        # every neuron's summed weight (a conv kernel's taps, a dense column) kept above 1, so that
+        # it can fire: without, the output neurons fell silent together after ~200 steps (measured)
+        reg = sum(losses.weight_sum_hinge(k.reshape(-1, k.shape[-1])) for k in kernels(params))
+        return ce + hp["hinge"] * reg, stats(t, hidden, y)
 
     def evaluate(params, batch, hp):
         x, y = batch
@@ -107,6 +114,8 @@ def main(argv=None):
     p.add_argument("--tau", type=positive_float, default=d["tau"], help="temperature of the TTFS cross-entropy")
     p.add_argument("--t-cap", type=positive_float, default=d["t_cap"], help="later output spikes count as this")
     p.add_argument("--clip", type=positive_float, default=d["clip"], help="global gradient-norm clipping")
+    p.add_argument("--hinge", type=non_negative_float, default=d["hinge"],
+                   help="weight of the weight-sum hinge that keeps every neuron able to fire")
     p.add_argument("--dropout", type=dropout_rate, default=d["dropout"], help="hidden spike dropout (training)")
     p.add_argument("--limit", type=positive_int, default=None, help="use only this many training images")
     p.add_argument("--test-limit", type=positive_int, default=None, help="evaluate on only this many test images")
@@ -129,7 +138,7 @@ def _run(args, argv, out):
     name = "SRM conv " + "-".join(f"c{w}-p" for w in args.widths) + "-d10, exact gradients"
     if not args.quiet:
         print(f"{args.dataset}: {name}, {len(xtr)} training / {len(xte)} test images, {args.epochs} epochs -> {out}")
-    hp = dict(lr=args.lr, tau=args.tau, t_cap=args.t_cap)
+    hp = dict(lr=args.lr, tau=args.tau, t_cap=args.t_cap, hinge=args.hinge)
     # on a CPU the batches come from the host (XLA:CPU runs convolution gradients far slower inside a
     # whole-epoch scan; see experiments.conv_ttfs)
     runs = run_seeds(task, (xtr, ytr), (xte, yte), hp, args, batch_size=args.batch_size, out=out,

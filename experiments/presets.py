@@ -75,4 +75,4 @@ CONV_TTFS = {
 # experiments.conv_srm_direct: SRM convolutions (5x5 SAME, bias spike, each with 2x2 min-time pooling)
 # and a dense SRM output layer, trained directly with the exact spike-time gradients
 CONV_SRM_DIRECT = dict(widths=(16, 32), kernel=5, batch_size=64, lr=1e-3, tau=0.2, t_cap=8.0, clip=1.0, dropout=0.1,
-                       epochs=10)
+                       hinge=1.0, epochs=10)
