@@ -22,7 +22,8 @@ def event_path(request):
     of 3 events forward and 2 backward, so that every case spans several chunks), wide ones one
     event per step."""
     limit = 0 if request.param == "walk" else 10**9
-    return lif.Config(chunk_max_neurons=limit, chunk_max_neurons_bwd=limit, chunk_events=3, chunk_events_bwd=2)
+    return lif.Config(chunk_max_neurons=limit, chunk_max_width=limit, chunk_max_neurons_bwd=limit, chunk_events=3,
+                      chunk_events_bwd=2)
 
 
 def random_case(rng, n_in=6, k_in=2, n_out=4, batch=2, mean=0.5, std=1.0, p_silent=0.2):
@@ -217,7 +218,8 @@ def test_chunked_event_paths_equal_the_event_walk(ratio, k_in):
     c = rng.normal(size=(3, 5, 6))
 
     def run(limit, fwd, bwd):
-        cfg = lif.Config(chunk_max_neurons=limit, chunk_max_neurons_bwd=limit, chunk_events=fwd, chunk_events_bwd=bwd)
+        cfg = lif.Config(chunk_max_neurons=limit, chunk_max_width=limit, chunk_max_neurons_bwd=limit,
+                         chunk_events=fwd, chunk_events_bwd=bwd)
         loss = lambda t, w: jnp.sum(jnp.where(jnp.isfinite(o := lif.spike_times(t, w, **kw, config=cfg)), o * c, 0.0))  # noqa: E731
         out = jax.jit(lambda t, w: lif.spike_times(t, w, **kw, config=cfg))(t, w)
         return np.asarray(out), [np.asarray(g) for g in jax.jit(jax.grad(loss, argnums=(0, 1)))(t, w)]

@@ -127,6 +127,38 @@ def spike_adjoints_discrete(ratio, t_q, star, imm, slopes, g, prm: Params, estim
     return psi1, psi2, jnp.sum(tau_terms)  # slot-major [K, B, n]
 
 
+def add_event_terms(read, move, w, p, here, t_e, g_w, g_t, dw, d_tin, ties, with_t_in):
+    """Add the terms ``g_w``, ``g_t`` (``[B, n]``) of each sample's events at time ``t_e`` (``[B]``):
+    ``dw[src] += g_w``, and ``d_tin[b, p] = sum_j w[src, j] g_t[b, j]`` at each event's sorted
+    position ``p``. ``p`` (see :func:`jaxsnn.lif.events.event_cursor`) points at each sample's
+    first event at ``t_e`` (``here``: the sample has one); with ``ties`` the sample's further
+    events at that time share the terms (one row each). Returns the pointer moved past them."""
+    B, E = d_tin.shape if with_t_in else (here.shape[0], 0)
+    rows = jnp.arange(B)
+
+    def add(p, m, dw, d_tin):
+        src = read(p)[1]
+        dw = dw.at[src].add(jnp.where(m[:, None], g_w, 0.0))
+        if with_t_in:  # a sample without an event there writes out of bounds: dropped
+            d_tin = d_tin.at[rows, jnp.where(m, p, E)].set(jnp.sum(w[src] * g_t, axis=1), mode="drop")
+        return dw, d_tin
+
+    dw, d_tin = add(p, here, dw, d_tin)
+    p = move(p, here)
+    if not ties:
+        return p, dw, d_tin
+
+    def same(p):
+        return here & (read(p)[0] == t_e)
+
+    def body(c):
+        p, dw, d_tin = c
+        m = same(p)
+        return (move(p, m),) + add(p, m, dw, d_tin)
+
+    return jax.lax.while_loop(lambda c: jnp.any(same(c[0])), body, vary_like((p, dw, d_tin)))
+
+
 def event_grads_first(ratio, w, prm, times_e, order, k_in, t_out, nu, with_t_in=True):
     """:func:`event_grads` for one spike per neuron (suffix sums ``psi1 = nu``, ``psi2 = nu``
     for ``r = 2`` and 0 for ``r = 1``): every event before a neuron's spike contributes, and
@@ -139,14 +171,6 @@ def event_grads_first(ratio, w, prm, times_e, order, k_in, t_out, nu, with_t_in=
     tk, q = t_out, nu
     ties = k_in == 1
     p0, read, move = event_cursor(times_e, order, k_in, ties)
-    rows = jnp.arange(B)
-
-    def add(p, here, g_w, g_t, dw, d_tin):  # the terms of each sample's event at its pointer p
-        src = read(p)[1]
-        dw = dw.at[src].add(jnp.where(here[:, None], g_w, 0.0))
-        if with_t_in:  # a sample without an event there writes out of bounds: dropped
-            d_tin = d_tin.at[rows, jnp.where(here, p, E)].set(jnp.sum(w[src] * g_t, axis=1), mode="drop")
-        return dw, d_tin
 
     def body(carry):
         p, dw, d_tin = carry
@@ -160,18 +184,7 @@ def event_grads_first(ratio, w, prm, times_e, order, k_in, t_out, nu, with_t_in=
             g_w, g_t = tau_m * (p_m - d * p_m), p_m - 2.0 * d * p_m
         else:  # kappa(s) = s e^{-s/tau}
             g_w, g_t = gap * p_m, gap * p_m / tau_m - p_m
-        dw, d_tin = add(p, here, g_w, g_t, dw, d_tin)
-        p = move(p, here)
-        if ties:
-            def same(p):
-                return here & (read(p)[0] == t_e)
-
-            def tie_body(c):
-                p, dw, d_tin = c
-                m = same(p)
-                return (move(p, m),) + add(p, m, g_w, g_t, dw, d_tin)
-
-            p, dw, d_tin = jax.lax.while_loop(lambda c: jnp.any(same(c[0])), tie_body, vary_like((p, dw, d_tin)))
+        p, dw, d_tin = add_event_terms(read, move, w, p, here, t_e, g_w, g_t, dw, d_tin, ties, with_t_in)
         return p, dw, d_tin
 
     # an event at or after a sample's last spike contributes nothing: stop when no sample has
@@ -205,7 +218,6 @@ def event_grads(ratio, w, prm, times_e, order, k_in, table, with_t_in=True, ties
     base = jnp.arange(B * n, dtype=jnp.int32).reshape(B, n)
     dims = jax.lax.GatherDimensionNumbers(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,))
     p0, read, move = event_cursor(times_e, order, k_in, ties)
-    rows = jnp.arange(B)
 
     def fetch(k):  # k <= K: a pointer only moves past finite times
         idx = (k * (B * n) + base).reshape(-1, 1)
@@ -213,13 +225,6 @@ def event_grads(ratio, w, prm, times_e, order, k_in, table, with_t_in=True, ties
 
     def cond(carry):
         return jnp.any(jnp.isfinite(read(carry[0])[0]))
-
-    def add(p, here, g_w, g_t, dw, d_tin):  # the terms of each sample's event at its pointer p
-        src = read(p)[1]
-        dw = dw.at[src].add(jnp.where(here[:, None], g_w, 0.0))
-        if with_t_in:  # a sample without an event there writes out of bounds: dropped
-            d_tin = d_tin.at[rows, jnp.where(here, p, E)].set(jnp.sum(w[src] * g_t, axis=1), mode="drop")
-        return dw, d_tin
 
     def body(carry):
         p, k, cur, dw, d_tin = carry
@@ -243,18 +248,7 @@ def event_grads(ratio, w, prm, times_e, order, k_in, table, with_t_in=True, ties
         d = jnp.where(live, jnp.exp(-gap / tau_m), 0.0)
         g_w, g_t = kernel_terms(ratio, d, gap, q1, q2, tau_m)
         here = jnp.isfinite(t_e[:, 0])
-        dw, d_tin = add(p, here, g_w, g_t, dw, d_tin)
-        p = move(p, here)
-        if ties:
-            def same(p):
-                return here & (read(p)[0] == t_e[:, 0])
-
-            def tie_body(c):
-                p, dw, d_tin = c
-                m = same(p)
-                return (move(p, m),) + add(p, m, g_w, g_t, dw, d_tin)
-
-            p, dw, d_tin = jax.lax.while_loop(lambda c: jnp.any(same(c[0])), tie_body, vary_like((p, dw, d_tin)))
+        p, dw, d_tin = add_event_terms(read, move, w, p, here, t_e[:, 0], g_w, g_t, dw, d_tin, ties, with_t_in)
         return p, k, cur, dw, d_tin
 
     k0 = jnp.zeros((B, n), jnp.int32)

@@ -5,7 +5,7 @@ All output neurons of all samples walk the sorted input events in lock step
 (:mod:`jaxsnn.lif.closed_form`), the event's weight row is added, and the neurons that cross the
 threshold before the next event fire (:func:`fire`). Formulations chosen by shape
 (:class:`jaxsnn.lif.Config`): first spike only (:func:`forward_first`), chunks of events for
-narrow layers (:func:`walk_chunked`), one event time per step otherwise (:func:`forward`).
+small, narrow layers (:func:`walk_chunked`), one event time per step otherwise (:func:`forward`).
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ def forward(t_flat, w, prm: Params, ratio, k_in, K, config: Config):
     # value): their events at one time are one step. Spiking layers' times rarely tie, and the
     # check would cost a little on every event.
     ties = k_in == 1
-    if dt is None and not ties and B * n <= config.chunk_max_neurons:
+    if dt is None and not ties and B * n <= config.chunk_max_neurons and n <= config.chunk_max_width:
         s = walk_chunked(ratio, s0, times_e, order, k_in, jump, theta, tau_m, K, config)
         return finish(ratio, s, prm, times_e, order, K, config)
     p0, read, move = event_cursor(times_e, order, k_in, ties)
