@@ -21,7 +21,12 @@ rounds with each layer so that both see the same machine state. Rows:
 * ``dlif T``: :func:`jaxsnn.dlif.simulate` over ``T`` steps of Bernoulli spikes (rate coded), against
   the dense layer applied to the same ``T x batch`` rows (``dense_rows``) as well as to one batch;
 * with spyx installed (``pip install spyx``; Flax NNX from 1.0), spyx's LIF layer on the same
-  DLIF workload.
+  DLIF workload;
+* with ``--devices N`` (CPU), each srm and lif row and the walk floor again as ``..., N devices``:
+  the batch split over ``N`` JAX devices, each running its share as its own program
+  (``jax.shard_map``, as data-parallel training does). XLA:CPU runs an event walk's small
+  operations on one core, while the dense reference's matrix products use every core of its one
+  device: the split rows compare both using the whole machine.
 
 Input: each input neuron spikes once with probability ``--density`` (default 0.9) at a time uniform
 in the 0.1 window (``MNIST-like`` in the sense of one spike per active input), the rest ``inf``.
@@ -29,6 +34,7 @@ Results go to ``--out`` (default ``runs/bench_layers.json``, never into ``result
 
     python -m benchmarks.bench_layers                    # CPU: all rows, about 5 minutes on 2 cores
     python -m benchmarks.bench_layers --quick            # fewer repeats, for a lent GPU or a smoke test
+    python -m benchmarks.bench_layers --devices 2        # CPU: also every event layer over both cores
 
 On a GPU the same command measures the GPU (``jax.default_backend()`` is recorded).
 """
@@ -40,14 +46,17 @@ import json
 import os
 import pathlib
 import platform
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from benchmarks.timing import interleaved_timings
-from jaxsnn import dlif, lif, srm
+from jaxsnn import dlif, lif, srm, train
 
 
 def _dense(x_rows):
@@ -75,13 +84,13 @@ def _layer_cases(args, key):
         def loss(w, x):
             return _finite_sum(srm.first_spike_times(x, w, threshold, **kw))
 
-        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (w_srm, t_in)
+        return _value_and_grad(loss), (w_srm, t_in), lambda: _data_parallel(loss, (w_srm, t_in))
 
     def lif_case(K, threshold, t=t_in):
         def loss(w, x):
             return _finite_sum(lif.spike_times(x, w, tau_syn=0.13, threshold=threshold, max_spikes=K, t_max=0.2))
 
-        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), (w_lif, t[..., None])
+        return _value_and_grad(loss), (w_lif, t[..., None]), lambda: _data_parallel(loss, (w_lif, t[..., None]))
 
     # "srm": threshold 1, the neurons fire after their last input; "srm early": threshold 0.05, about
     # 3 in 4 fire while inputs still arrive (the harder case for the fast path, see jaxsnn.srm_ramp)
@@ -113,7 +122,32 @@ def _walk_floor(w, t_in):
         z = jnp.zeros((t_sorted.shape[0], w.shape[1]), w.dtype)
         return jax.lax.fori_loop(0, t_sorted.shape[1], body, (z, z, z > 0))[2]
 
-    return jax.jit(walk), (w, t_sorted, order)
+    def split():  # the same walk on each device's share of the batch
+        mesh = train.make_mesh("b")
+        f = jax.jit(jax.shard_map(walk, mesh=mesh, in_specs=(P(), P("b"), P("b")), out_specs=P("b"), check_vma=False))
+        specs = (P(), P("b"), P("b"))
+        return f, tuple(jax.device_put(a, NamedSharding(mesh, sp)) for a, sp in zip((w, t_sorted, order), specs))
+
+    return jax.jit(walk), (w, t_sorted, order), split
+
+
+def _value_and_grad(loss):
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+
+
+def _data_parallel(loss, args):
+    """``loss(w, x)``'s value and gradients with the batch split over all devices: each device runs
+    the layer on its share as its own program (``jax.shard_map``, as :func:`jaxsnn.train.train_step`
+    with a mesh does); the loss and the weight gradient are summed over the devices."""
+    mesh = train.make_mesh("b")
+
+    def local(w, x):
+        v, (gw, gx) = jax.value_and_grad(loss, argnums=(0, 1))(w, x)
+        return jax.lax.psum(v, "b"), jax.lax.psum(gw, "b"), gx
+
+    f = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P("b")), out_specs=(P(), P(), P("b"))))
+    w, x = args
+    return f, (jax.device_put(w, NamedSharding(mesh, P())), jax.device_put(x, NamedSharding(mesh, P("b"))))
 
 
 def _dlif_case(args, key):
@@ -188,8 +222,14 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="3 timed calls per layer")
     p.add_argument("--only", nargs="+", default=None,
                    help="run only these rows: a whole name or its first words ('srm', 'lif multi', 'dlif')")
+    p.add_argument("--devices", type=int, default=1,
+                   help="CPU only: split the CPU into this many JAX devices (e.g. one per core) and time each "
+                        "layer also data-parallel over them (rows '..., N devices'); the dense reference stays "
+                        "one device, whose matrix products already use every core")
     p.add_argument("--out", default="runs/bench_layers.json")
     args = p.parse_args(argv)
+    if args.devices > 1 and not train.use_cpu_devices(args.devices):
+        print(f"--devices {args.devices}: JAX has already started; keeping {jax.device_count()} device(s)")
     if args.quick:
         args.repeat, args.slow_repeat = 3, 1
     key = jax.random.PRNGKey(0)
@@ -198,13 +238,18 @@ def main(argv=None):
     rows = []
     t0 = time.time()
     print(f"backend {jax.default_backend()}, devices {jax.devices()}", flush=True)
-    for name, (f, f_args) in cases:
+    n_dev = jax.device_count()
+    for name, (f, f_args, split) in cases:
         if not _selected(name, args.only):
             continue
-        t_start = time.perf_counter()
-        jax.block_until_ready(f(*f_args))  # compile and a first call: is the layer slow?
-        slow = time.perf_counter() - t_start > 5.0
-        rows.append(_row(name, f, f_args, dense, dense_args, args.slow_repeat if slow else args.repeat))
+        runs = [(name, f, f_args)]
+        if n_dev > 1 and args.batch % n_dev == 0:
+            runs.append((f"{name}, {n_dev} devices", *split()))
+        for row_name, g, g_args in runs:
+            t_start = time.perf_counter()
+            jax.block_until_ready(g(*g_args))  # compile and a first call: is the layer slow?
+            slow = time.perf_counter() - t_start > 5.0
+            rows.append(_row(row_name, g, g_args, dense, dense_args, args.slow_repeat if slow else args.repeat))
     if _selected(f"dlif T={args.steps}", args.only):
         k = jax.random.fold_in(key, 7)
         f, (w, x) = _dlif_case(args, k)
@@ -219,7 +264,7 @@ def main(argv=None):
                   batch=args.batch, n_in=args.n_in, n_out=args.n_out, density=args.density, rows=rows,
                   backend=jax.default_backend(), devices=[str(d) for d in jax.devices()], jax=jax.__version__,
                   machine=platform.machine(), cpu_count=os.cpu_count(), seconds=time.time() - t0,
-                  command="python -m benchmarks.bench_layers " + " ".join(argv if argv is not None else []))
+                  command="python -m benchmarks.bench_layers " + " ".join(sys.argv[1:] if argv is None else argv))
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
