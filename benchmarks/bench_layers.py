@@ -13,6 +13,8 @@ rounds with each layer so that both see the same machine state. Rows:
 * ``lif single``: :func:`jaxsnn.lif.spike_times` with ``max_spikes = 1`` (Fast & Deep);
 * ``lif multi K``: ``max_spikes = K`` for K in ``--ks`` (Bacho & Chu; threshold lowered so the
   neurons fire several times);
+* ``lif single block screen``: the same with ``lif.Config(screen_block=64)``, the first spikes by
+  the block screen of :mod:`jaxsnn.lif.screen` (matrix products, walks in flagged blocks only);
 * ``... 8-bit times``: the same LIF layers with the input times on 256 levels of the window, as
   pixel-coded images have them (events at one time are one step of the walk);
 * ``lif walk floor``: not a library function: the least any exact event walk does, forward only:
@@ -86,9 +88,10 @@ def _layer_cases(args, key):
 
         return _value_and_grad(loss), (w_srm, t_in), lambda: _data_parallel(loss, (w_srm, t_in))
 
-    def lif_case(K, threshold, t=t_in):
+    def lif_case(K, threshold, t=t_in, config=None):
         def loss(w, x):
-            return _finite_sum(lif.spike_times(x, w, tau_syn=0.13, threshold=threshold, max_spikes=K, t_max=0.2))
+            return _finite_sum(lif.spike_times(x, w, tau_syn=0.13, threshold=threshold, max_spikes=K, t_max=0.2,
+                                               config=config))
 
         return _value_and_grad(loss), (w_lif, t[..., None]), lambda: _data_parallel(loss, (w_lif, t[..., None]))
 
@@ -98,7 +101,10 @@ def _layer_cases(args, key):
              ("lif single", lif_case(1, 0.7))]
     cases += [(f"lif multi K={k}", lif_case(k, 0.2)) for k in args.ks]
     t_8bit = jnp.round(t_in / 0.1 * 255.0) / 255.0 * 0.1  # inf stays inf
-    cases += [("lif single 8-bit times", lif_case(1, 0.7, t_8bit)),
+    screen = lif.Config(screen_block=64)
+    cases += [("lif single block screen", lif_case(1, 0.7, config=screen)),
+              ("lif single 8-bit times", lif_case(1, 0.7, t_8bit)),
+              ("lif single block screen 8-bit times", lif_case(1, 0.7, t_8bit, config=screen)),
               (f"lif multi K={max(args.ks)} 8-bit times", lif_case(max(args.ks), 0.2, t_8bit)),
               ("lif walk floor", _walk_floor(w_lif, t_in))]
     return cases, (w_srm, x_dense)

@@ -447,6 +447,44 @@ def test_first_spike_path_matches_the_general_event_loop(ratio, t_max, k_in):
 
 
 @pytest.mark.parametrize("ratio", [2, 1])
+@pytest.mark.parametrize("t_max", [0.08, np.inf])
+@pytest.mark.parametrize("k_in", [1, 3])
+def test_block_screen_matches_the_event_walk(ratio, t_max, k_in):
+    # the first spikes of wide layers come from the block screen (jaxsnn.lif.screen): start states
+    # of blocks of events by matrix products, a bound on each block, walks only where the bound
+    # reaches the threshold. Forced here on a small layer (blocks of 16 events, 64 blocks walked
+    # at a time, so several rounds), it gives the event walk's spikes and gradients, and the ODE's
+    # spikes. Weights of mean ~0: neurons approach the threshold and turn back, some never fire.
+    # A screen without the bound on a block's own inputs misses crossings and fails here.
+    rng = np.random.default_rng(90 + 10 * ratio + k_in)
+    B, n_in, n = 5, 180 // k_in, 24
+    t_in = rng.uniform(0.0, 0.1, (B, n_in, k_in))
+    if k_in == 1:
+        t_in = np.round(t_in, 3)  # ties, also across block boundaries
+    t_in = np.sort(np.where(rng.random(t_in.shape) < 0.2, np.inf, t_in), axis=-1)
+    w = rng.uniform(-1.0, 1.0, (n_in, n)) * (2.3 if ratio == 2 else 4.0) * np.sqrt(3 / (k_in + 2))
+    theta = rng.uniform(0.5, 0.9, n)
+    a = rng.normal(size=(B, n))
+    kw = dict(tau_ratio=ratio, t_max=t_max, max_spikes=1)
+
+    def run(cfg):
+        def f(t_in, w, theta, tau):
+            t = lif.spike_times(t_in, w, tau_syn=tau, threshold=theta, config=cfg, **kw)[..., 0]
+            return jnp.sum(jnp.where(jnp.isfinite(t), a * t, 0.0)), t
+        return jax.jit(jax.grad(f, argnums=(0, 1, 2, 3), has_aux=True))(t_in, w, theta, 0.13)
+
+    g1, t1 = run(lif.Config(screen_block=16, screen_min_neurons=0, screen_chunk=64))
+    g2, t2 = run(lif.Config(screen_block=0))
+    assert 0.15 < np.mean(np.isfinite(t1)) < 0.85
+    np.testing.assert_array_equal(np.isfinite(t1), np.isfinite(t2))
+    np.testing.assert_allclose(np.asarray(t1), np.asarray(t2), rtol=1e-12)
+    for x, y, name in zip(g1, g2, ("t_in", "weights", "threshold", "tau_syn")):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-9, atol=1e-11, err_msg=name)
+    assert_matches_ode(np.asarray(t1)[:2, :, None], t_in[:2], w, tau_syn=0.13, ratio=ratio, theta=theta,
+                       max_spikes=1, t_max=t_max)
+
+
+@pytest.mark.parametrize("ratio", [2, 1])
 def test_first_spike_loops_stop_once_every_neuron_has_fired(ratio):
     # with one spike per neuron the forward loop stops when every neuron of every sample with
     # events left has fired, and the backward loop when no sample has an event before its last

@@ -89,6 +89,7 @@ with :math:`R_k` the reset sensitivities.
 
 Layout: :mod:`~jaxsnn.lif.closed_form` (the state between events), :mod:`~jaxsnn.lif.events`
 (sorting and reading the input events), :mod:`~jaxsnn.lif.forward` (the event walk),
+:mod:`~jaxsnn.lif.screen` (first spikes of wide layers: blocks screened by matrix products),
 :mod:`~jaxsnn.lif.backward` (the adjoint walk), :mod:`~jaxsnn.lif.layer` (checks and the
 ``custom_vjp``), :mod:`~jaxsnn.lif.config` (:class:`Config`: which equivalent formulation runs).
 """

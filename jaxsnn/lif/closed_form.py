@@ -82,6 +82,17 @@ def span_between(ratio, t_end, t_anchor, tau_m):
     return d / tau_m
 
 
+def interval_span(ratio, t_e, t_next, t_max, tau_m):
+    """The span of the interval from the event ``t_e`` to ``min(t_next, t_max)`` (``inf``: the interval
+    never ends; its span is then 0 for ``ratio = 2`` and ``inf`` for ``ratio = 1``)."""
+    end = jnp.minimum(t_next, t_max)
+    fin = jnp.isfinite(end)
+    d = jnp.where(fin, end, t_e) - t_e
+    if ratio == 2:
+        return jnp.where(fin, jnp.exp(-d / tau_m), 0.0)
+    return jnp.where(fin, d / tau_m, jnp.inf)
+
+
 def span_to_next(ratio, t_e, t_next, tau_m):
     """The span of the interval from the event ``t_e`` to the next one ``t_next`` (``inf``: none,
     the interval is left empty until the tail)."""

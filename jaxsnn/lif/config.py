@@ -34,6 +34,15 @@ class Config:
         plain walk (784-400-400-10 Fashion-MNIST network, batch 5, its 400 -> 400 layer: 22 ms
         in chunks of 16 against 10 ms one event per step; its 400 -> 10 layer: 1.0 against 1.2).
       chunk_max_neurons_bwd: the same limit for the backward pass.
+      screen_block: with a positive value, the first spikes (``max_spikes = 1``, continuous time)
+        of a layer with ``batch * width >= screen_min_neurons`` are found by the block screen of
+        :mod:`jaxsnn.lif.screen`: blocks of this many events (64 is a good size), their start
+        states by matrix products, walks only in the blocks where a crossing is possible. Off by
+        default (0: the event walk): on 2 CPU cores it ran the forward pass of a 784->400 layer at
+        batch 128 about 1.5x faster than the walk on distinct input times, but slower on
+        inputs with few distinct times (pixel-coded images), which the walk takes one time per step.
+      screen_min_neurons: the smallest ``batch * width`` that uses the block screen.
+      screen_chunk: flagged blocks walked at once by the block screen.
       chunk_events: events per chunk, forward.
       chunk_events_bwd: events per chunk, backward.
     """
@@ -45,6 +54,9 @@ class Config:
     fire_blocks: tuple = (16, 8, 4)
     chunk_max_neurons: int = 2048
     chunk_max_width: int = 64
+    screen_block: int = 0
+    screen_min_neurons: int = 16384
+    screen_chunk: int = 16384
     chunk_max_neurons_bwd: int = 2048
     chunk_events: int = 16
     chunk_events_bwd: int = 64

@@ -17,9 +17,10 @@ import jax.numpy as jnp
 
 from jaxsnn._vma import vary_like
 from jaxsnn.discretize import bin_end
-from jaxsnn.lif.closed_form import advance, crossing, crossing_point, span_between, span_to_next
+from jaxsnn.lif.closed_form import advance, crossing, crossing_point, interval_span, span_between, span_to_next
 from jaxsnn.lif.config import Config
 from jaxsnn.lif.events import add_rows, event_cursor, sorted_events, source
+from jaxsnn.lif.screen import forward_first_screened
 
 
 class Params(NamedTuple):
@@ -180,10 +181,7 @@ def forward_first(t_flat, w, prm: Params, ratio, k_in, config: Config):
 
     def interval(t_e, t_next):
         """Span of the interval after an event: to the next event, or for the last one to t_max."""
-        end = jnp.minimum(t_next, t_max)
-        if ratio == 2:
-            return jnp.where(jnp.isfinite(end), jnp.exp(-(jnp.where(jnp.isfinite(end), end, t_e) - t_e) / tau_m), 0.0)
-        return jnp.where(jnp.isfinite(end), (jnp.where(jnp.isfinite(end), end, t_e) - t_e) / tau_m, jnp.inf)
+        return interval_span(ratio, t_e, t_next, t_max, tau_m)
 
     jump = tau_m * w  # an input spike's jump of c = tau_m i
     # inputs with one spike per neuron (encoded data) often tie: their events at one time are one
@@ -230,6 +228,9 @@ def forward_first(t_flat, w, prm: Params, ratio, k_in, config: Config):
 def forward(t_flat, w, prm: Params, ratio, k_in, K, config: Config):
     """Spike times ``[B, n, K]``, slopes before each spike, and the sorted events."""
     if K == 1 and prm.dt is None:
+        B, m = t_flat.shape
+        if config.screen_block and B * w.shape[1] >= config.screen_min_neurons and m >= 2 * config.screen_block:
+            return forward_first_screened(t_flat, w, prm, ratio, k_in, config)
         return forward_first(t_flat, w, prm, ratio, k_in, config)
     B = t_flat.shape[0]
     n = w.shape[1]
