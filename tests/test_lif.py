@@ -482,6 +482,13 @@ def test_block_screen_matches_the_event_walk(ratio, t_max, k_in):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-9, atol=1e-11, err_msg=name)
     assert_matches_ode(np.asarray(t1)[:2, :, None], t_in[:2], w, tau_syn=0.13, ratio=ratio, theta=theta,
                        max_spikes=1, t_max=t_max)
+    # finite differences of the screened loss along a random weight direction (central, float64)
+    cfg = lif.Config(screen_block=16, screen_min_neurons=0, screen_chunk=64)
+    loss = jax.jit(lambda w: jnp.sum(jnp.where(jnp.isfinite(o := lif.spike_times(
+        t_in, w, tau_syn=0.13, threshold=theta, config=cfg, **kw)[..., 0]), a * o, 0.0)))
+    v, h = rng.normal(size=w.shape), 1e-6
+    fd = (loss(w + h * v) - loss(w - h * v)) / (2 * h)
+    np.testing.assert_allclose(fd, np.sum(np.asarray(g1[1]) * v), rtol=1e-5, atol=1e-8)
 
 
 @pytest.mark.parametrize("ratio", [2, 1])

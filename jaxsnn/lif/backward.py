@@ -133,7 +133,7 @@ def add_event_terms(read, move, w, p, here, t_e, g_w, g_t, dw, d_tin, ties, with
     position ``p``. ``p`` (see :func:`jaxsnn.lif.events.event_cursor`) points at each sample's
     first event at ``t_e`` (``here``: the sample has one); with ``ties`` the sample's further
     events at that time share the terms (one row each). Returns the pointer moved past them."""
-    B, E = d_tin.shape if with_t_in else (here.shape[0], 0)
+    B, E = d_tin.shape
     rows = jnp.arange(B)
 
     def add(p, m, dw, d_tin):

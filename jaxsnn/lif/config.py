@@ -39,7 +39,7 @@ class Config:
         :mod:`jaxsnn.lif.screen`: blocks of this many events (64 is a good size), their start
         states by matrix products, walks only in the blocks where a crossing is possible. Off by
         default (0: the event walk): on 2 CPU cores it ran the forward pass of a 784->400 layer at
-        batch 128 about 1.5x faster than the walk on distinct input times, but slower on
+        batch 128 about 1.7x faster than the walk on distinct input times, but slower on
         inputs with few distinct times (pixel-coded images), which the walk takes one time per step.
       screen_min_neurons: the smallest ``batch * width`` that uses the block screen.
       screen_chunk: flagged blocks walked at once by the block screen.

@@ -179,10 +179,6 @@ def forward_first(t_flat, w, prm: Params, ratio, k_in, config: Config):
     empty = 1.0 if ratio == 2 else 0.0
     t_max = prm.t_max
 
-    def interval(t_e, t_next):
-        """Span of the interval after an event: to the next event, or for the last one to t_max."""
-        return interval_span(ratio, t_e, t_next, t_max, tau_m)
-
     jump = tau_m * w  # an input spike's jump of c = tau_m i
     # inputs with one spike per neuron (encoded data) often tie: their events at one time are one
     # step, as in forward (the crossing test then runs once per distinct time, not per event)
@@ -198,7 +194,7 @@ def forward_first(t_flat, w, prm: Params, ratio, k_in, config: Config):
         here = jnp.isfinite(t_e)[:, None]
         u1, c1 = advance(ratio, u, c, span)
         p, c1 = add_rows(read, move, jump, p, here[:, 0], t_e, c1, ties)
-        span1 = jnp.where(here, interval(t_e[:, None], read(p)[0][:, None]), empty)
+        span1 = jnp.where(here, interval_span(ratio, t_e[:, None], read(p)[0][:, None], t_max, tau_m), empty)
         live = here & (e_at < 0)
         cross = crossing(ratio, u1, c1, span1, theta, live)
         last = jnp.broadcast_to(p - 1, (B,))[:, None]
@@ -217,7 +213,7 @@ def forward_first(t_flat, w, prm: Params, ratio, k_in, config: Config):
     e_at = jnp.maximum(e_at, 0)
     anchor = jnp.take_along_axis(te, e_at, axis=1)
     nxt = jnp.take_along_axis(te, e_at + 1, axis=1)
-    span = interval(anchor, nxt)
+    span = interval_span(ratio, anchor, nxt, t_max, tau_m)
     ds, _, slope, _ = crossing_point(ratio, u_at, c_at, span, theta, tau_m)
     times = jnp.where(fired, anchor + ds, jnp.inf)[..., None]
     slopes = jnp.where(fired, slope, 0.0)[..., None]
